@@ -1,0 +1,103 @@
+"""One checkpoint format for training, resuming, evaluating and exporting: a safetensors file, no pickle.
+
+The file holds the model's tensors under `model.`, and optionally the optimizer's state under `optim.` and random
+generator states under `rng.`. Its metadata holds JSON: the resolved `RunConfig`, seed, library versions, git commit
+and whatever progress counters the trainer passes (epoch, step, optimizer hyperparameters). So a checkpoint rebuilds
+its model by itself, and loading one never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+
+from . import __version__
+from .config import RunConfig, from_dict, to_dict
+from .errors import DataError
+from .formats import atomic_write
+from .models import build_model
+
+FORMAT = "digitlab-checkpoint/1"
+
+
+def environment() -> dict:
+    """Versions and source revision recorded with every run."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"digitlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "git_commit": commit}
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, config: RunConfig, meta: dict | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, rng: dict[str, torch.Tensor] | None = None) -> None:
+    """Write atomically: the previous file at `path` survives any failure."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    info = {"format": FORMAT, "config": to_dict(config), "env": environment(), **(meta or {})}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for index, slots in state["state"].items():
+            for slot, value in slots.items():
+                tensors[f"optim.{index}.{slot}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        info["optimizer_param_groups"] = state["param_groups"]
+    for name, value in (rng or {}).items():
+        tensors[f"rng.{name}"] = value.cpu().contiguous()
+    blob = save_bytes(tensors, metadata={"digitlab": json.dumps(info)})
+    with atomic_write(path) as f:
+        f.write(blob)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, metadata) of a checkpoint file, validated as safetensors with digitlab metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "checkpoint not found")
+    blob = path.read_bytes()
+    try:
+        tensors = load_bytes(blob)
+        header_len = int.from_bytes(blob[:8], "little")
+        header = json.loads(blob[8: 8 + header_len])
+        info = json.loads(header["__metadata__"]["digitlab"])
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise DataError(path, None, f"not a digitlab safetensors checkpoint ({str(e)[:120]})") from None
+    if not isinstance(info, dict) or info.get("format") != FORMAT:
+        raise DataError(path, None, f"checkpoint format {info.get('format')!r}, expected {FORMAT!r}")
+    return tensors, info
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
+    """(model in eval mode, RunConfig, metadata, all tensors); tensor shapes are checked against the config."""
+    tensors, info = read_checkpoint(path)
+    config = from_dict(RunConfig, info["config"], where=f"{path}: config")
+    model = build_model(config.model)
+    expected = model.state_dict()
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    if missing or unexpected:
+        raise DataError(path, None, f"tensors do not match the {config.model.arch} model: missing {sorted(missing)[:3]}"
+                                    f", unexpected {sorted(unexpected)[:3]}")
+    for key, value in state.items():
+        if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
+            raise DataError(path, f"tensor model.{key}", f"shape {tuple(value.shape)} {value.dtype}, expected "
+                                                         f"{tuple(expected[key].shape)} {expected[key].dtype}")
+    model.load_state_dict(state)
+    return model.to(device).eval(), config, info, tensors
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    """Put a checkpoint's optimizer state back into a freshly built optimizer of the same kind."""
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, slot = key.split(".", 2)
+            state.setdefault(int(index), {})[slot] = value
+    optimizer.load_state_dict({"state": state, "param_groups": info["optimizer_param_groups"]})

@@ -1,0 +1,160 @@
+"""The `digitlab` command: thin subcommands over the library, flags mapped onto the config dataclasses.
+
+Input problems (`DigitlabError`) print one line, `digitlab: error: ...`, and exit with code 2; `--debug` shows the
+traceback instead. Ctrl-C exits with code 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import RunConfig, override
+
+
+def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+    p.add_argument("--data", default=default, help="dataset name (mnist, fashion-mnist) or a labelled file/folder: "
+                                                   "Kaggle train.csv, .npz, or a folder of IDX files")
+    p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digitlab", description="Train, diagnose and ship handwritten-digit "
+                                                                  "classifiers.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="fetch datasets, write Kaggle-format CSVs, score submissions")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="download and verify a dataset into the cache")
+    fetch.add_argument("dataset", nargs="?", default="mnist", choices=["mnist", "fashion-mnist"])
+    fetch.add_argument("--data-dir")
+    kaggle = data_sub.add_parser("kaggle-csv", help="write Kaggle train.csv, test.csv and answers.csv from MNIST")
+    kaggle.add_argument("--out", required=True)
+    kaggle.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    kaggle.add_argument("--data-dir")
+    kaggle.add_argument("--seed", type=int, default=0)
+    score = data_sub.add_parser("score", help="accuracy of a submission against an answers file")
+    score.add_argument("submission")
+    score.add_argument("answers")
+
+    d = RunConfig()
+    train = sub.add_parser("train", help="train a model into a run folder",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    train.add_argument("--epochs", type=int, default=d.train.epochs)
+    train.add_argument("--batch-size", type=int, default=d.train.batch_size)
+    train.add_argument("--lr", type=float, default=d.train.lr, help="peak learning rate")
+    train.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default=d.train.optimizer)
+    train.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=d.train.schedule)
+    train.add_argument("--weight-decay", type=float, default=d.train.weight_decay)
+    train.add_argument("--label-smoothing", type=float, default=d.train.label_smoothing)
+    train.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability; 0 turns it off")
+    train.add_argument("--no-bn", action="store_true", help="turn batch normalisation off")
+    train.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
+    train.add_argument("--val-size", type=int, default=d.data.val_size)
+    train.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
+    train.add_argument("--seed", type=int, default=d.train.seed)
+    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
+    train.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
+    train.add_argument("--out", help="run folder (default: runs/<date-time>)")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+    add_data_flags(train)
+
+    evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
+    evaluate.add_argument("run", metavar="RUN_DIR")
+    add_data_flags(evaluate)
+    evaluate.add_argument("--split", choices=["train", "test"], default="test", help="split of a named dataset")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--device", default="auto")
+
+    predict = sub.add_parser("predict", help="write a Kaggle submission (ImageId,Label)")
+    predict.add_argument("run", metavar="RUN_DIR")
+    predict.add_argument("--input", required=True, help="test.csv, an IDX image file or .npz")
+    predict.add_argument("--out", required=True, help="submission CSV to write")
+    predict.add_argument("--device", default="auto")
+
+    summary = sub.add_parser("summary", help="Keras-style model summary")
+    summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
+    summary.add_argument("--dropout", type=float, default=d.model.dropout)
+    summary.add_argument("--no-bn", action="store_true")
+    return parser
+
+
+def train_config(args: argparse.Namespace) -> RunConfig:
+    return override(RunConfig(), {
+        "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
+        "train.optimizer": args.optimizer, "train.schedule": args.schedule, "train.weight_decay": args.weight_decay,
+        "train.label_smoothing": args.label_smoothing, "train.seed": args.seed, "train.device": args.device,
+        "train.threads": args.threads, "model.dropout": args.dropout, "model.batch_norm": not args.no_bn,
+        "augment.enabled": not args.no_augment, "data.val_size": args.val_size, "data.train_size": args.train_size,
+        "data.source": args.data, "data.data_dir": args.data_dir,
+    })
+
+
+def print_metrics(result: dict) -> None:
+    print(f"{result['data']}: accuracy {result['accuracy']:.2%} ({result['errors']} errors in {result['n']:,}), "
+          f"loss {result['loss']:.4f}")
+    print("per-class accuracy: " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(result["per_class_accuracy"])))
+    print("confusion matrix (rows: true label, columns: predicted):")
+    print("      " + "".join(f"{c:>6}" for c in range(len(result["confusion_matrix"]))))
+    for c, row in enumerate(result["confusion_matrix"]):
+        print(f"{c:>6}" + "".join(f"{v:>6}" for v in row))
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "data":
+        if args.data_command == "fetch":
+            from .datasets import fetch
+            print(f"{args.dataset} ready in {fetch(args.dataset, args.data_dir)}")
+        elif args.data_command == "kaggle-csv":
+            from .kaggle import make_kaggle_csv
+            r = make_kaggle_csv(args.out, args.dataset, args.data_dir, args.seed)
+            print(f"wrote {r['train_rows']:,}-row train.csv, {r['test_rows']:,}-row test.csv and answers.csv "
+                  f"to {r['out']}")
+        else:
+            from .kaggle import score
+            r = score(args.submission, args.answers)
+            print(f"accuracy {r['accuracy']:.5f} ({r['errors']} errors in {r['rows']:,} rows)")
+    elif args.command == "train":
+        from .train import train
+        train(train_config(args), out=args.out, resume=args.resume)
+    elif args.command == "evaluate":
+        from .evaluate import evaluate_run
+        result = evaluate_run(args.run, args.data, args.split, args.device)
+        print(json.dumps(result)) if args.json else print_metrics(result)
+    elif args.command == "predict":
+        from .evaluate import predict_file
+        r = predict_file(args.run, args.input, args.out, args.device)
+        print(f"wrote {r['out']}: {r['images']:,} predictions in {r['total_s']:.2f} s "
+              f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)")
+    elif args.command == "summary":
+        from .models import build_model, summary
+        if args.run:
+            from .checkpoint import load_checkpoint
+            from .evaluate import model_path
+            model = load_checkpoint(model_path(args.run))[0]
+        else:
+            model = build_model(override(RunConfig(), {"model.dropout": args.dropout,
+                                                       "model.batch_norm": not args.no_bn}).model)
+        print(summary(model))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import DigitlabError
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DigitlabError as e:
+        if args.debug:
+            raise
+        print(f"digitlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("digitlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

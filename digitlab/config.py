@@ -1,0 +1,150 @@
+"""Every hyperparameter of a run, in frozen dataclasses validated on construction.
+
+`RunConfig` nests the model, data, augmentation and training settings. It round-trips through JSON
+(`to_dict`/`from_dict`, which rejects unknown or ill-typed fields), so a run folder's `config.json` and every
+checkpoint's metadata rebuild exactly the run that made them. Variants are made with `dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+
+from .errors import DigitlabError
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise DigitlabError(f"invalid setting: {message}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "reference"  # the seed's CNN (see models.py)
+    dropout: float = 0.5  # probability before the last layer; 0 turns dropout off
+    batch_norm: bool = True
+    num_classes: int = 10
+
+    def __post_init__(self):
+        _check(self.arch in ("reference",), f"arch '{self.arch}' is not one of: reference")
+        _check(0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
+        _check(self.num_classes >= 2, f"num_classes {self.num_classes} must be >= 2")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random affine distortions equivalent to the seed's Keras ImageDataGenerator."""
+    enabled: bool = True
+    rotation_deg: float = 8.0  # uniform in ±8°
+    shift: float = 0.08  # uniform in ±8 % of width and height
+    shear_rad: float = 0.3  # uniform in ±0.3 rad (about ±17°); radians, as in the Keras of 2017
+    zoom: float = 0.08  # scale factor uniform in [0.92, 1.08], per axis
+
+    def __post_init__(self):
+        _check(0 <= self.rotation_deg <= 180, f"rotation {self.rotation_deg}° must be in [0, 180]")
+        _check(0 <= self.shift < 1, f"shift {self.shift} must be a fraction in [0, 1)")
+        _check(0 <= self.shear_rad < math.pi / 2, f"shear {self.shear_rad} rad must be in [0, pi/2)")
+        _check(0 <= self.zoom < 1, f"zoom {self.zoom} must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "mnist"  # a dataset name (mnist, fashion-mnist) or a labelled file (train.csv, .npz, IDX folder)
+    val_size: int = 5000  # images held out of the training data, stratified by class
+    train_size: int | None = None  # sub-sample the remaining training images (stratified); None keeps all
+    data_dir: str | None = None  # cache folder for named datasets; None: $DIGITLAB_DATA_DIR or the XDG cache
+
+    def __post_init__(self):
+        _check(self.val_size >= 0, f"val_size {self.val_size} must be >= 0")
+        _check(self.train_size is None or self.train_size >= 10, f"train_size {self.train_size} must be >= 10")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    optimizer: str = "adam"  # adam (the seed's) or adamw or sgd (Nesterov momentum 0.9)
+    lr: float = 3e-3  # peak learning rate of the schedule
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"  # onecycle (linear warm-up, cosine decay), cosine, or constant
+    warmup_frac: float = 0.15  # share of all steps spent warming up (onecycle)
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda or mps
+    threads: int | None = None  # CPU threads for torch; None keeps torch's default (the core count)
+    overfit_patience: int = 3  # warn after this many epochs of rising validation loss with falling training loss
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, f"epochs {self.epochs} must be >= 1")
+        _check(self.batch_size >= 1, f"batch size {self.batch_size} must be >= 1")
+        _check(self.optimizer in ("adam", "adamw", "sgd"), f"optimizer '{self.optimizer}' is not adam, adamw or sgd")
+        _check(self.lr > 0, f"learning rate {self.lr} must be > 0")
+        _check(self.weight_decay >= 0, f"weight decay {self.weight_decay} must be >= 0")
+        _check(self.schedule in ("onecycle", "cosine", "constant"), f"schedule '{self.schedule}' is unknown")
+        _check(0 <= self.warmup_frac < 1, f"warmup_frac {self.warmup_frac} must be in [0, 1)")
+        _check(0 <= self.label_smoothing < 1, f"label smoothing {self.label_smoothing} must be in [0, 1)")
+        _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device '{self.device}' is not auto/cpu/cuda/mps")
+        _check(self.threads is None or self.threads >= 1, f"threads {self.threads} must be >= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def _matches(value, annotation) -> bool:
+    """A light type check for JSON values against the dataclass annotations used above."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, annotation)
+
+
+def from_dict(cls, data: dict, where: str = "config"):
+    """Build `cls` from JSON data, rejecting unknown keys and wrong types with a message naming the field."""
+    if not isinstance(data, dict):
+        raise DigitlabError(f"{where}: expected a JSON object, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise DigitlabError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = from_dict(hint, value, f"{where}.{name}")
+        elif not _matches(value, hint):
+            raise DigitlabError(f"{where}.{name}: {value!r} is not of type {hint}")
+        else:
+            kwargs[name] = float(value) if hint is float else value
+    return cls(**kwargs)
+
+
+def override(config: RunConfig, changes: dict[str, object]) -> RunConfig:
+    """Apply {'section.field': value} changes (None values are skipped), each through `dataclasses.replace`."""
+    for dotted, value in changes.items():
+        if value is None:
+            continue
+        section, name = dotted.split(".")
+        part = getattr(config, section)
+        if name not in {f.name for f in dataclasses.fields(part)}:
+            raise DigitlabError(f"unknown setting {dotted}")
+        config = dataclasses.replace(config, **{section: dataclasses.replace(part, **{name: value})})
+    return config

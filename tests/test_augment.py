@@ -1,0 +1,79 @@
+"""Augmentation: zero ranges reproduce the input, a seed reproduces a batch, ranges bound what happens."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digitlab.augment import augment_batch, make_generator, random_affine_matrices
+from digitlab.config import AugmentConfig
+
+ZERO = AugmentConfig(rotation_deg=0, shift=0, shear_rad=0, zoom=0)
+
+
+def batch(n=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, 1, 28, 28), generator=g).float()
+
+
+def test_zero_parameters_reproduce_the_input():
+    x = batch()
+    out = augment_batch(x, ZERO, make_generator(0, "cpu"))
+    assert torch.allclose(out, x, atol=1e-3)
+
+
+def test_disabled_is_identity_object():
+    x = batch()
+    assert augment_batch(x, AugmentConfig(enabled=False), make_generator(0, "cpu")) is x
+
+
+def test_fixed_seed_reproduces_a_batch_and_seeds_differ():
+    x = batch()
+    a = augment_batch(x, AugmentConfig(), make_generator(42, "cpu"))
+    b = augment_batch(x, AugmentConfig(), make_generator(42, "cpu"))
+    c = augment_batch(x, AugmentConfig(), make_generator(43, "cpu"))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+    assert not torch.allclose(a, x)
+
+
+def test_each_image_gets_its_own_transform():
+    x = batch(1).repeat(8, 1, 1, 1)
+    out = augment_batch(x, AugmentConfig(), make_generator(0, "cpu"))
+    assert len({tuple(o.flatten()[:50].tolist()) for o in out}) == 8
+
+
+@settings(max_examples=40, deadline=None)
+@given(rot=st.floats(0, 30), shift=st.floats(0, 0.3), shear=st.floats(0, 0.6), zoom=st.floats(0, 0.3),
+       seed=st.integers(0, 2**31))
+def test_matrices_stay_within_the_configured_ranges(rot, shift, shear, zoom, seed):
+    config = AugmentConfig(rotation_deg=rot, shift=shift, shear_rad=shear, zoom=zoom)
+    theta = random_affine_matrices(256, config, make_generator(seed, "cpu"), "cpu")
+    assert theta.shape == (256, 2, 3)
+    assert theta[:, :, 2].abs().max() <= 2 * shift + 1e-6  # shift in [-1, 1] units
+    det = torch.linalg.det(theta[:, :, :2])  # rotation: 1, shear: cos, zoom: zx*zy
+    low = math.cos(shear) * (1 - zoom) ** 2 - 1e-5
+    high = (1 + zoom) ** 2 + 1e-5
+    assert det.min() >= low and det.max() <= high
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 40))
+def test_output_is_a_valid_image_batch(seed, n):
+    x = batch(n, seed % 1000)
+    out = augment_batch(x, AugmentConfig(), make_generator(seed, "cpu"))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert out.min() >= 0 and out.max() <= 255 + 1e-3  # bilinear interpolation never leaves the pixel range
+
+
+def test_pure_shift_moves_a_dot():
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 14, 14] = 255
+    theta = torch.tensor([[[1.0, 0, 2 * 3 / 28], [0, 1.0, 0]]])  # sample 3 pixels to the right: content moves left
+    out = torch.nn.functional.grid_sample(x, torch.nn.functional.affine_grid(theta, [1, 1, 28, 28],
+                                                                             align_corners=False),
+                                          align_corners=False)
+    assert out[0, 0, 14, 11] > 254

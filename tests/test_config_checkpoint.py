@@ -1,0 +1,75 @@
+"""Configs round-trip through JSON with validation; checkpoints round-trip through safetensors, no pickle."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+import torch
+
+from digitlab.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from digitlab.config import AugmentConfig, RunConfig, TrainConfig, from_dict, override, to_dict
+from digitlab.errors import DataError, DigitlabError
+from digitlab.models import build_model
+
+
+def test_config_round_trip_and_validation():
+    config = override(RunConfig(), {"train.epochs": 3, "model.batch_norm": False, "data.train_size": 1000,
+                                    "augment.enabled": False, "train.threads": None})
+    assert from_dict(RunConfig, to_dict(config)) == config
+    assert config.train.epochs == 3 and not config.model.batch_norm and config.train.threads is None
+    with pytest.raises(DigitlabError, match="unknown field"):
+        from_dict(RunConfig, {"train": {"epochz": 3}})
+    with pytest.raises(DigitlabError, match="train.epochs"):
+        from_dict(RunConfig, {"train": {"epochs": "3"}})
+    with pytest.raises(DigitlabError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(DigitlabError):
+        AugmentConfig(shear_rad=2.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.epochs = 5  # type: ignore[misc]
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(RunConfig().model)
+    model.normalize.mean.fill_(12.5)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.rand(2, 1, 28, 28)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "c.safetensors", model, RunConfig(), {"epoch": 3}, optimizer=optimizer)
+    loaded, config, info, tensors = load_checkpoint(tmp_path / "c.safetensors")
+    assert config == RunConfig() and info["epoch"] == 3 and info["env"]["torch"] == torch.__version__
+    for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert any(k.startswith("optim.") for k in tensors)
+
+
+def test_pickle_and_mismatched_checkpoints_are_refused(tmp_path):
+    evil = tmp_path / "model.safetensors"
+    evil.write_bytes(pickle.dumps({"boom": 1}))
+    with pytest.raises(DataError, match="not a digitlab safetensors"):
+        read_checkpoint(evil)
+    # a checkpoint of a model with batch norm, relabelled as one without: the tensors no longer fit
+    model = build_model(RunConfig().model)
+    bad_config = override(RunConfig(), {"model.batch_norm": False})
+    save_checkpoint(tmp_path / "m.safetensors", model, bad_config)
+    with pytest.raises(DataError, match="do not match"):
+        load_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
+    model = build_model(RunConfig().model)
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, model, RunConfig())
+    before = path.read_bytes()
+
+    class Broken(torch.nn.Module):
+        def state_dict(self, *a, **k):
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        save_checkpoint(path, Broken(), RunConfig())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]

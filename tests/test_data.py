@@ -1,0 +1,85 @@
+"""Stratified, seeded splits and the dataset cache: verification, corruption recovery, clear fetch failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab import datasets
+from digitlab.config import DataConfig
+from digitlab.data import load_source, load_train_val, stratified_split
+from digitlab.errors import DigitlabError
+
+
+def test_stratified_split_exact_disjoint_and_seeded():
+    labels = torch.tensor(np.repeat(np.arange(10), [100, 200, 50, 50, 100, 100, 100, 100, 100, 100]))
+    rest, chosen = stratified_split(labels, 100, seed=1)
+    assert len(chosen) == 100 and len(rest) == len(labels) - 100
+    assert not set(rest) & set(chosen)
+    counts = np.bincount(labels.numpy()[chosen], minlength=10)
+    assert counts.tolist() == [10, 20, 5, 5, 10, 10, 10, 10, 10, 10]
+    assert np.array_equal(stratified_split(labels, 100, seed=1)[1], chosen)
+    assert not np.array_equal(stratified_split(labels, 100, seed=2)[1], chosen)
+    with pytest.raises(DigitlabError):
+        stratified_split(labels, len(labels), seed=0)
+
+
+def test_train_val_split_from_training_data_only(data_dir):
+    config = DataConfig(val_size=1000, train_size=3000, data_dir=str(data_dir))
+    train, val = load_train_val(config, seed=0)
+    assert len(train) == 3000 and len(val) == 1000
+    assert train.images.dtype == torch.uint8 and train.images.shape[1:] == (1, 28, 28)
+    shares = np.bincount(val.labels.numpy(), minlength=10) / 1000
+    full = np.bincount(load_source("mnist", "train", str(data_dir)).labels.numpy(), minlength=10) / 60000
+    assert np.abs(shares - full).max() < 0.002  # stratified: each class within rounding of its share
+    train_bytes = {bytes(x) for x in train.images.numpy().reshape(3000, -1)}
+    assert not any(bytes(x) in train_bytes for x in val.images.numpy().reshape(1000, -1)[:200])
+
+
+def test_corrupted_cache_is_detected_and_refetched(tmp_path, mnist_dir, monkeypatch):
+    """A cache file whose hash is wrong is replaced from the next source (here: a local folder)."""
+    spec = dataclasses.replace(datasets.DATASETS["mnist"], local_dirs=(str(mnist_dir),), mirrors=(),
+                               npm_package=None)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", spec)
+    cache = tmp_path / "cache"
+    folder = datasets.fetch("mnist", cache, verbose=False)
+    target = folder / "t10k-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-1] + b"\x09")
+    datasets.fetch("mnist", cache, verbose=False)
+    assert target.read_bytes() == (mnist_dir / "t10k-labels-idx1-ubyte").read_bytes()
+
+
+def test_failed_fetch_lists_sources_and_leaves_nothing(tmp_path, monkeypatch):
+    bogus = tmp_path / "bogus"
+    bogus.mkdir()
+    (bogus / "train-images-idx3-ubyte").write_bytes(b"not mnist")
+    spec = dataclasses.replace(datasets.DATASETS["mnist"], local_dirs=(str(bogus),),
+                               mirrors=("http://127.0.0.1:9/",), npm_package=None)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", spec)
+    with pytest.raises(DigitlabError) as e:
+        datasets.fetch("mnist", tmp_path / "cache", verbose=False)
+    message = str(e.value)
+    assert "does not match" in message and "127.0.0.1:9" in message
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+
+
+def test_cache_location_overrides(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path / "env"))
+    assert datasets.data_root() == tmp_path / "env"
+    assert datasets.data_root(tmp_path / "flag") == tmp_path / "flag"
+    monkeypatch.delenv("DIGITLAB_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert datasets.data_root() == tmp_path / "xdg" / "digitlab"
+
+
+def test_idx_folder_source(tmp_path, mnist_dir):
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copy(mnist_dir / name, tmp_path / name)
+    digits = load_source(str(tmp_path), "test")
+    assert len(digits) == 10_000
+    with pytest.raises(DigitlabError, match="lacks"):
+        load_source(str(tmp_path), "train")
