@@ -90,7 +90,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
             raise DataError(path, f"tensor model.{key}", f"shape {tuple(value.shape)} {value.dtype}, expected "
                                                          f"{tuple(expected[key].shape)} {expected[key].dtype}")
     model.load_state_dict(state)
-    return model.to(device).eval(), config, info, tensors
+    return model.to(device, memory_format=torch.channels_last).eval(), config, info, tensors
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:

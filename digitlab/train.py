@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from .augment import augment_batch, make_generator
 from .checkpoint import environment, load_checkpoint, restore_optimizer, save_checkpoint
-from .config import RunConfig, from_dict, to_dict
+from .config import RunConfig, to_dict
 from .data import Digits, load_test, load_train_val
 from .errors import DigitlabError
 from .evaluate import evaluate, resolve_device
@@ -130,7 +130,7 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
     if resume is not None:
         run_dir = Path(resume)
         model, config, info, tensors = load_checkpoint(run_dir / "last.safetensors")
-        history = json.loads((run_dir / "history.json").read_text())[: info["epoch"]]
+        history = info["history"]  # kept in the checkpoint itself: history.json may be a step behind
     else:
         run_dir = new_run_dir(out)
         torch.manual_seed(config.train.seed)  # weight initialisation
@@ -200,7 +200,8 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
                 or not len(val_set):
             best = record
             save_checkpoint(run_dir / "model.safetensors", model, config, {"epoch": epoch, "selected_by": "val"})
-        save_checkpoint(run_dir / "last.safetensors", model, config, {"epoch": epoch}, optimizer=optimizer)
+        save_checkpoint(run_dir / "last.safetensors", model, config, {"epoch": epoch, "history": history},
+                        optimizer=optimizer)
         write_history(run_dir, history)
         if overfitting(history, tc.overfit_patience):
             log(f"warning: overfitting - validation loss has risen for {tc.overfit_patience} epochs while "
@@ -228,11 +229,3 @@ def finish(run_dir: Path, history: list[dict], best: dict, config: RunConfig, de
     log(f"run saved in {run_dir}")
     return metrics
 
-
-def load_run_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DigitlabError(f"{path}: cannot read run config ({e})") from None
-    return from_dict(RunConfig, data.get("config") if isinstance(data, dict) else data, where=str(path))

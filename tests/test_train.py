@@ -1,0 +1,102 @@
+"""Real training on small MNIST subsets: an accuracy floor, the run folder, reproducibility, exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO
+
+from digitlab.checkpoint import load_checkpoint
+from digitlab.config import DataConfig, RunConfig, TrainConfig, override
+from digitlab.train import lr_at, overfitting, train
+
+
+def small_config(data_dir, **train_kwargs) -> RunConfig:
+    return RunConfig(data=DataConfig(val_size=1000, train_size=3000, data_dir=str(data_dir)),
+                     train=TrainConfig(**{"epochs": 3, "batch_size": 64, **train_kwargs}))
+
+
+def test_short_training_beats_90_percent_and_fills_the_run_folder(tmp_path, data_dir):
+    lines = []
+    metrics = train(small_config(data_dir), out=tmp_path / "run", log=lines.append)
+    assert metrics["test"]["accuracy"] > 0.90, metrics["test"]["accuracy"]
+    assert metrics["test"]["n"] == 10_000
+    run = tmp_path / "run"
+    for name in ("config.json", "history.csv", "history.json", "curves.png", "model.safetensors",
+                 "last.safetensors", "metrics.json"):
+        assert (run / name).is_file(), name
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Total params: 601,578" in lines[0]
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["config"]["train"]["epochs"] == 3 and saved["env"]["torch"] == torch.__version__
+    model, config, info, _ = load_checkpoint(run / "model.safetensors")
+    assert info["epoch"] == metrics["best_epoch"] and config.data.train_size == 3000
+    assert 30 < model.normalize.mean.item() < 37  # the training pixels' own mean (MNIST: 33.3)
+
+
+def test_same_seed_same_run(tmp_path, data_dir):
+    config = override(small_config(data_dir, epochs=1), {"data.train_size": 1000})
+    train(config, out=tmp_path / "a", log=lambda *_: None)
+    train(config, out=tmp_path / "b", log=lambda *_: None)
+    a = load_checkpoint(tmp_path / "a" / "last.safetensors")[0].state_dict()
+    b = load_checkpoint(tmp_path / "b" / "last.safetensors")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, data_dir):
+    """Kill a real training process during epoch 2, resume it, compare with a run that was never interrupted."""
+    args = ["--epochs", "3", "--train-size", "2000", "--val-size", "500", "--batch-size", "64",
+            "--data-dir", str(data_dir), "--device", "cpu"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "digitlab.cli", "train"]
+    subprocess.run(cli + args + ["--out", str(tmp_path / "whole")], check=True, env=env, cwd=REPO,
+                   capture_output=True)
+    victim = subprocess.Popen(cli + args + ["--out", str(tmp_path / "cut")], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in victim.stdout:
+        if line.startswith("epoch   1/3"):
+            break
+    deadline = time.time() + 60
+    while not (tmp_path / "cut" / "last.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # well into epoch 2
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert load_checkpoint(tmp_path / "cut" / "last.safetensors")[2]["epoch"] == 1
+    subprocess.run(cli + ["--resume", str(tmp_path / "cut")], check=True, env=env, cwd=REPO, capture_output=True)
+    whole = load_checkpoint(tmp_path / "whole" / "last.safetensors")
+    resumed = load_checkpoint(tmp_path / "cut" / "last.safetensors")
+    assert all(torch.equal(v, resumed[0].state_dict()[k]) for k, v in whole[0].state_dict().items())
+    assert whole[2]["history"] == [{**h, "seconds": whole[2]["history"][i]["seconds"],
+                                    "images_per_s": whole[2]["history"][i]["images_per_s"]}
+                                   for i, h in enumerate(resumed[2]["history"])]
+
+
+def test_lr_schedule_shape():
+    config = TrainConfig(lr=1e-2, warmup_frac=0.2)
+    lrs = [lr_at(s, 100, config) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) == pytest.approx(1e-2)
+    assert lrs.index(max(lrs)) == 20 and lrs[-1] < 1e-2 / 100
+    assert all(a <= b for a, b in zip(lrs[:20], lrs[1:21])) and all(a >= b for a, b in zip(lrs[20:], lrs[21:]))
+    assert lr_at(50, 100, TrainConfig(schedule="constant", lr=0.1)) == 0.1
+    assert lr_at(0, 100, TrainConfig(schedule="cosine", lr=0.1)) == pytest.approx(0.1)
+    assert not math.isnan(lr_at(0, 1, config))
+
+
+def test_overfitting_warning_logic():
+    def h(train_loss, val_loss):
+        return {"train_loss": train_loss, "val_loss": val_loss}
+    rising = [h(1.0, 0.5), h(0.8, 0.4), h(0.6, 0.45), h(0.5, 0.5), h(0.4, 0.6)]
+    assert overfitting(rising, patience=3)
+    assert not overfitting(rising[:4], patience=3)
+    assert not overfitting([h(1, 0.5), h(0.9, 0.4), h(0.8, 0.3), h(0.7, 0.2), h(0.6, 0.1)], patience=3)
