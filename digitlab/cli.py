@@ -11,6 +11,7 @@ import json
 import sys
 
 from .config import RunConfig, override
+from .errors import DigitlabError
 
 
 def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") -> None:
@@ -74,6 +75,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="submission CSV to write")
     predict.add_argument("--device", default="auto")
 
+    lab = sub.add_parser("lab", help="measure what dropout, batch norm and augmentation each do",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    lab.add_argument("--strategies", default="none,dropout,bn,augment,all",
+                     help="comma-separated: none, all, dropout, bn, augment, or '+'-joined like dropout+bn")
+    lab.add_argument("--epochs", type=int, default=10)
+    lab.add_argument("--train-size", type=int, default=5000, help="training images per run (stratified sub-sample)")
+    lab.add_argument("--sizes", help="comma-separated sweep of training sizes, e.g. 1000,5000,all (overrides "
+                                     "--train-size)")
+    lab.add_argument("--repeats", type=int, default=1, help="seeds per configuration (mean ± std)")
+    lab.add_argument("--batch-size", type=int, default=d.train.batch_size)
+    lab.add_argument("--lr", type=float, default=d.train.lr)
+    lab.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability where it is on")
+    lab.add_argument("--val-size", type=int, default=d.data.val_size)
+    lab.add_argument("--seed", type=int, default=d.train.seed)
+    lab.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
+    lab.add_argument("--out", default="labs/lab", help="lab folder")
+    lab.add_argument("--force", action="store_true", help="retrain configurations that already finished")
+    add_data_flags(lab)
+
+    report = sub.add_parser("report", help="write report.html for a run")
+    report.add_argument("run", metavar="RUN_DIR")
+    report.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
+
     summary = sub.add_parser("summary", help="Keras-style model summary")
     summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
     summary.add_argument("--dropout", type=float, default=d.model.dropout)
@@ -90,6 +114,23 @@ def train_config(args: argparse.Namespace) -> RunConfig:
         "augment.enabled": not args.no_augment, "data.val_size": args.val_size, "data.train_size": args.train_size,
         "data.source": args.data, "data.data_dir": args.data_dir,
     })
+
+
+def lab_configs(args: argparse.Namespace):
+    from .lab import LabConfig
+    sizes = (args.sizes or str(args.train_size)).split(",")
+    try:
+        parsed_sizes = tuple(None if s.strip() == "all" else int(s) for s in sizes)
+    except ValueError:
+        raise DigitlabError(f"--sizes '{args.sizes}': expected comma-separated integers or 'all'") from None
+    lab = LabConfig(strategies=tuple(s.strip() for s in args.strategies.split(",")), sizes=parsed_sizes,
+                    repeats=args.repeats)
+    base = override(RunConfig(), {
+        "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
+        "train.seed": args.seed, "train.device": args.device, "model.dropout": args.dropout,
+        "data.val_size": args.val_size, "data.source": args.data, "data.data_dir": args.data_dir,
+    })
+    return lab, base
 
 
 def print_metrics(result: dict) -> None:
@@ -128,6 +169,12 @@ def run(args: argparse.Namespace) -> int:
         r = predict_file(args.run, args.input, args.out, args.device)
         print(f"wrote {r['out']}: {r['images']:,} predictions in {r['total_s']:.2f} s "
               f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)")
+    elif args.command == "lab":
+        from .lab import run_lab
+        run_lab(*lab_configs(args), out=args.out, force=args.force)
+    elif args.command == "report":
+        from .report import run_report
+        print(f"wrote {run_report(args.run, args.out)}")
     elif args.command == "summary":
         from .models import build_model, summary
         if args.run:
@@ -142,7 +189,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import DigitlabError
     args = build_parser().parse_args(argv)
     try:
         return run(args)

@@ -76,6 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda or mps
     threads: int | None = None  # CPU threads for torch; None keeps torch's default (the core count)
     overfit_patience: int = 3  # warn after this many epochs of rising validation loss with falling training loss
+    eval_train: bool = False  # also measure the clean training set in eval mode each epoch (the lab's gap measure)
 
     def __post_init__(self):
         _check(self.epochs >= 1, f"epochs {self.epochs} must be >= 1")

@@ -1,0 +1,98 @@
+"""The overfitting lab end to end on 1,000 images and the HTML reports, checked in a real browser."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from browser import check_report_in_browser
+from conftest import run_cli
+
+from digitlab.checkpoint import load_checkpoint
+from digitlab.config import RunConfig
+from digitlab.errors import DigitlabError
+from digitlab.lab import LabConfig, noise_notes, strategy_config, switches
+
+STRATEGIES = ["none", "dropout", "bn", "augment", "all"]
+
+
+@pytest.fixture(scope="module")
+def lab_dir(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("lab") / "lab"
+    r = run_cli("lab", "--train-size", "1000", "--epochs", "4", "--batch-size", "64", "--val-size", "500",
+                "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "| configuration |" in r.stdout
+    return out
+
+
+def test_lab_table_structure(lab_dir):
+    rows = list(csv.DictReader((lab_dir / "table.csv").open()))
+    assert [r["configuration"] for r in rows] == STRATEGIES
+    assert all(r["train_images"] == "1000" and r["repeats"] == "1" for r in rows)
+    for r in rows:
+        for key in ("train_acc_final", "train_acc_best", "val_acc", "test_acc", "gap_acc", "gap_loss",
+                    "best_val_loss_epoch", "seconds"):
+            assert r[f"{key}_mean"] not in ("", "nan"), key
+        assert 0.5 < float(r["test_acc_mean"]) <= 1.0
+        assert float(r["train_acc_best_mean"]) >= float(r["train_acc_final_mean"])
+    md = (lab_dir / "table.md").read_text().splitlines()
+    assert len(md) == 2 + len(STRATEGIES) and md[0].startswith("| configuration | train images |")
+    for name in ("curves.png", "gap.png", "report.html", "lab.json"):
+        assert (lab_dir / name).is_file(), name
+
+
+def test_lab_runs_differ_only_in_the_switches(lab_dir):
+    configs = {}
+    for name in STRATEGIES:
+        _, config, _, _ = load_checkpoint(lab_dir / "runs" / f"{name}__n1000__s0" / "model.safetensors")
+        configs[name] = config
+    expected = {"none": (0.0, False, False), "dropout": (0.5, False, False), "bn": (0.0, True, False),
+                "augment": (0.0, False, True), "all": (0.5, True, True)}
+    for name, config in configs.items():
+        assert (config.model.dropout, config.model.batch_norm, config.augment.enabled) == expected[name]
+        neutral = strategy_config(config, "none", config.data.train_size, config.train.seed)
+        assert neutral == strategy_config(configs["none"], "none", 1000, 0)
+
+
+def test_lab_rerun_reuses_finished_runs(lab_dir, data_dir):
+    before = (lab_dir / "runs" / "bn__n1000__s0" / "model.safetensors").stat().st_mtime_ns
+    r = run_cli("lab", "--train-size", "1000", "--epochs", "4", "--batch-size", "64", "--val-size", "500",
+                "--out", str(lab_dir), "--strategies", "bn,none", "--data-dir", str(data_dir))
+    assert r.returncode == 0 and r.stdout.count("reusing") == 2
+    assert (lab_dir / "runs" / "bn__n1000__s0" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_lab_report_opens_in_chromium(lab_dir):
+    result = check_report_in_browser(lab_dir / "report.html", ["setup", "table", "curves", "gap"])
+    assert result["images"] == 2
+
+
+def test_run_report_opens_in_chromium(lab_dir):
+    run = lab_dir / "runs" / "all__n1000__s0"
+    r = run_cli("report", str(run))
+    assert r.returncode == 0, r.stderr
+    sections = ["summary", "model", "config", "curves", "confusion", "per-class", "wrong", "augmentation"]
+    result = check_report_in_browser(run / "report.html", sections)
+    assert result["images"] == 5
+    text = (run / "report.html").read_text()
+    assert "Total params: 601,578" in text and "Most confidently wrong" in text
+
+
+def test_strategy_parsing_and_noise_notes():
+    assert switches("dropout+bn") == ("dropout", "bn") and switches("all") == ("dropout", "bn", "augment")
+    for bad in ("dropuot", "bn+bn", ""):
+        with pytest.raises(DigitlabError):
+            switches(bad)
+    with pytest.raises(DigitlabError):
+        LabConfig(strategies=("none", "none"))
+    base = RunConfig()
+    assert strategy_config(base, "none", 1000, 3).train.seed == 3
+    runs = lambda values: [{"test_acc": v} for v in values]  # noqa: E731
+    rows = [{"strategy": "a", "size": 1, "size_label": "1", "runs": runs([0.90, 0.91, 0.92])},
+            {"strategy": "b", "size": 1, "size_label": "1", "runs": runs([0.905, 0.915, 0.925])},
+            {"strategy": "c", "size": 1, "size_label": "1", "runs": runs([0.97, 0.971, 0.972])}]
+    notes = noise_notes(rows)
+    assert len(notes) == 1 and notes[0].startswith("a vs b")
+    assert json.dumps(notes)
