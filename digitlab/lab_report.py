@@ -35,7 +35,8 @@ def cell(mean: float, std: float, scale: float, decimals: int) -> str:
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
     header = ["configuration", "train images"] + [title for _, title, _, _ in COLUMNS]
-    body = [[r["strategy"], r["size_label"]] + [cell(*r[key], scale, decimals) for key, _, scale, decimals in COLUMNS] for r in rows]
+    body = [[r["strategy"], r["size_label"]] + [cell(*r[key], scale, decimals) for key, _, scale, decimals in COLUMNS]
+            for r in rows]
     return header, body
 
 
