@@ -89,6 +89,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
         if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
             raise DataError(path, f"tensor model.{key}", f"shape {tuple(value.shape)} {value.dtype}, expected "
                                                          f"{tuple(expected[key].shape)} {expected[key].dtype}")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise DataError(path, f"tensor model.{key}", "holds NaN or infinite values (not finite): corrupted")
     model.load_state_dict(state)
     return model.to(device, memory_format=torch.channels_last).eval(), config, info, tensors
 

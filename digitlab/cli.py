@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
     train.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
     train.add_argument("--out", help="run folder (default: runs/<date-time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last epoch")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where its checkpoint stopped")
+    train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                       help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)")
     add_data_flags(train)
 
     evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
@@ -110,7 +112,8 @@ def train_config(args: argparse.Namespace) -> RunConfig:
         "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
         "train.optimizer": args.optimizer, "train.schedule": args.schedule, "train.weight_decay": args.weight_decay,
         "train.label_smoothing": args.label_smoothing, "train.seed": args.seed, "train.device": args.device,
-        "train.threads": args.threads, "model.dropout": args.dropout, "model.batch_norm": not args.no_bn,
+        "train.threads": args.threads, "train.checkpoint_every": args.checkpoint_every,
+        "model.dropout": args.dropout, "model.batch_norm": not args.no_bn,
         "augment.enabled": not args.no_augment, "data.val_size": args.val_size, "data.train_size": args.train_size,
         "data.source": args.data, "data.data_dir": args.data_dir,
     })
@@ -190,8 +193,12 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .train import Interrupted
     try:
         return run(args)
+    except Interrupted as e:
+        print(f"digitlab: {e}", file=sys.stderr)
+        return 130
     except DigitlabError as e:
         if args.debug:
             raise

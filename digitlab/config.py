@@ -76,6 +76,7 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda or mps
     threads: int | None = None  # CPU threads for torch; None keeps torch's default (the core count)
     overfit_patience: int = 3  # warn after this many epochs of rising validation loss with falling training loss
+    checkpoint_every: int | None = None  # also save last.safetensors every N optimizer steps (None: per epoch)
     eval_train: bool = False  # also measure the clean training set in eval mode each epoch (the lab's gap measure)
 
     def __post_init__(self):
@@ -89,6 +90,8 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, f"label smoothing {self.label_smoothing} must be in [0, 1)")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device '{self.device}' is not auto/cpu/cuda/mps")
         _check(self.threads is None or self.threads >= 1, f"threads {self.threads} must be >= 1")
+        _check(self.checkpoint_every is None or self.checkpoint_every >= 1,
+               f"checkpoint_every {self.checkpoint_every} must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, DigitlabError
 
 SIDE = 28
 PIXELS = SIDE * SIDE
 KAGGLE_PIXEL_HEADER = [f"pixel{i}" for i in range(PIXELS)]
 IDX_UBYTE = 0x08
+IDX_TYPES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short", 0x0C: "int", 0x0D: "float", 0x0E: "double"}
+IMAGE_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP"}
 MAX_IDX_ITEMS = 10_000_000  # larger than any digit set; a header claiming more is corrupt, not big
 
 
@@ -39,8 +41,8 @@ def sniff_format(path: Path) -> str:
         return "idx"  # gzip: the only compressed format we read is IDX
     if head[:2] == b"PK":
         return "npz"
-    if len(head) == 4 and head[:2] == b"\x00\x00" and head[2] == IDX_UBYTE:
-        return "idx"
+    if len(head) == 4 and head[:2] == b"\x00\x00" and head[2] in IDX_TYPES:
+        return "idx"  # any IDX element type: read_idx then says which one it found and that it wants bytes
     return "csv"
 
 
@@ -49,6 +51,12 @@ def read_images(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "no such file")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    for magic, kind in IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            raise DataError(path, "byte 0", f"this is a {kind} image; expected a digit data file (IDX, Kaggle CSV "
+                                            "or .npz)")
     kind = sniff_format(path)
     if kind == "idx":
         return read_idx(path, expect="images"), None
@@ -82,8 +90,9 @@ def read_idx(path: str | Path, expect: str) -> np.ndarray:
     if len(head) < 4:
         raise DataError(path, "byte 0", f"file is {len(head)} bytes, too short for an IDX header")
     if head[0] != 0 or head[1] != 0 or head[2] != IDX_UBYTE:
-        raise DataError(path, "byte 0", f"magic number {head[:4].hex()} is not an IDX unsigned-byte file "
-                                        f"(expected 0000080{ndim_expected})")
+        found = f"IDX of {IDX_TYPES[head[2]]} values" if head[:2] == b"\0\0" and head[2] in IDX_TYPES else "not IDX"
+        raise DataError(path, "byte 0", f"magic number {head[:4].hex()} ({found}), expected 0000080{ndim_expected} "
+                                        "(IDX of unsigned bytes)")
     if head[3] != ndim_expected:
         raise DataError(path, "byte 3", f"IDX file has {head[3]} dimensions, expected {ndim_expected} ({expect})")
     if len(head) < header_len:
@@ -264,8 +273,11 @@ os.umask(_UMASK)
 def atomic_write(path: str | Path, mode: str = "wb"):
     """Yield a file object; the target appears (renamed into place) only if the block completes."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DigitlabError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -273,9 +285,11 @@ def atomic_write(path: str | Path, mode: str = "wb"):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a file-size limit, a read-only folder: the user's to fix
+            raise DigitlabError(f"cannot write {path}: {e.strerror or e}; the previous file is unchanged") from None
         raise
 
 

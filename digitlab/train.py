@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -123,14 +125,43 @@ def new_run_dir(out: str | Path | None) -> Path:
     return out
 
 
+class Interrupted(DigitlabError):
+    """Training stopped on Ctrl-C after saving a checkpoint; the CLI exits with code 130."""
+
+
+class StopOnSigint:
+    """Turn the first Ctrl-C into a flag the loop checks between steps (a step is never cut in half); a second
+    Ctrl-C interrupts at once. Only the main thread can own signal handlers, so elsewhere this does nothing."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def train(config: RunConfig, out: str | Path | None = None, resume: str | Path | None = None,
           log=print) -> dict:
     """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics."""
     history: list[dict] = []
+    progress_state: dict = {}  # where an interrupted epoch stopped: step, sums and random generator states
     if resume is not None:
         run_dir = Path(resume)
         model, config, info, tensors = load_checkpoint(run_dir / "last.safetensors")
         history = info["history"]  # kept in the checkpoint itself: history.json may be a step behind
+        progress_state = {**info.get("in_epoch", {}), **{k: v for k, v in tensors.items() if k.startswith("rng.")}}
     else:
         run_dir = new_run_dir(out)
         torch.manual_seed(config.train.seed)  # weight initialisation
@@ -159,56 +190,86 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
     steps_per_epoch = math.ceil(len(images) / tc.batch_size)
     total_steps = steps_per_epoch * tc.epochs
     best = max(history, key=lambda h: (h["val_accuracy"], -h["val_loss"]), default=None)
-    for epoch in range(len(history) + 1, tc.epochs + 1):
-        model.train()
-        shuffle = torch.Generator().manual_seed(epoch_seed(tc.seed, epoch, 0))
-        augment_rng = make_generator(epoch_seed(tc.seed, epoch, 1), device)
-        torch.manual_seed(epoch_seed(tc.seed, epoch, 2))  # dropout
-        order = torch.randperm(len(images), generator=shuffle).to(device)
-        progress = Progress(steps_per_epoch, f"epoch {epoch}/{tc.epochs}")
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        start = time.perf_counter()
-        for step, batch in enumerate(order.split(tc.batch_size)):
-            lr = lr_at((epoch - 1) * steps_per_epoch + step, total_steps, tc)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x = augment_batch(images[batch].float(), config.augment, augment_rng)
-            x = x.contiguous(memory_format=torch.channels_last)  # (B, 1, 28, 28)
-            y = labels[batch]
-            logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(batch)
-            correct += (logits.argmax(1) == y).sum()
-            progress.update(step + 1, (step + 1) * tc.batch_size, loss.item() if progress.live else 0.0)
-        train_seconds = time.perf_counter() - start
-        progress.close()
 
-        val = evaluate(model, val_set) if len(val_set) else {"loss": float("nan"), "accuracy": float("nan")}
-        record = {"epoch": epoch, "train_loss": loss_sum.item() / len(images),
-                  "train_accuracy": correct.item() / len(images), "val_loss": val["loss"],
-                  "val_accuracy": val["accuracy"], "lr": lr, "seconds": train_seconds,
-                  "images_per_s": len(images) / train_seconds}
-        if tc.eval_train:  # batches seen augmented with dropout on understate the fit; this is the clean figure
-            clean = evaluate(model, train_set)
-            record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
-        history.append(record)
-        log(f"epoch {epoch:>3}/{tc.epochs}  train loss {record['train_loss']:.4f} acc {record['train_accuracy']:.2%}"
-            f"  val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.2%}  "
-            f"{train_seconds:.1f} s ({record['images_per_s']:,.0f} img/s)")
-        if best is None or (record["val_accuracy"], -record["val_loss"]) > (best["val_accuracy"], -best["val_loss"]) \
-                or not len(val_set):
-            best = record
-            save_checkpoint(run_dir / "model.safetensors", model, config, {"epoch": epoch, "selected_by": "val"})
-        save_checkpoint(run_dir / "last.safetensors", model, config, {"epoch": epoch, "history": history},
-                        optimizer=optimizer)
-        write_history(run_dir, history)
-        if overfitting(history, tc.overfit_patience):
-            log(f"warning: overfitting - validation loss has risen for {tc.overfit_patience} epochs while "
-                "training loss fell; more regularisation (dropout, augmentation) or fewer epochs may help")
+    def save_last(epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
+        meta = {"epoch": epochs_done, "history": history, **({"in_epoch": in_epoch} if in_epoch else {})}
+        save_checkpoint(run_dir / "last.safetensors", model, config, meta, optimizer=optimizer, rng=rng)
+
+    with StopOnSigint() as stop:
+        for epoch in range(len(history) + 1, tc.epochs + 1):
+            model.train()
+            shuffle = torch.Generator().manual_seed(epoch_seed(tc.seed, epoch, 0))
+            augment_rng = make_generator(epoch_seed(tc.seed, epoch, 1), device)
+            torch.manual_seed(epoch_seed(tc.seed, epoch, 2))  # dropout
+            order = torch.randperm(len(images), generator=shuffle).to(device)
+            first_step = progress_state.get("step", 0)
+            loss_sum = torch.tensor(progress_state.get("loss_sum", 0.0), device=device)
+            correct = torch.tensor(progress_state.get("correct", 0), device=device)
+            if first_step:  # resuming inside this epoch: the random streams continue where they stopped
+                augment_rng.set_state(progress_state["rng.augment"].to(augment_rng.get_state().device))
+                torch.set_rng_state(progress_state["rng.torch"])
+                if device.type == "cuda":
+                    torch.cuda.set_rng_state(progress_state["rng.cuda"])
+            progress_state = {}
+            progress = Progress(steps_per_epoch, f"epoch {epoch}/{tc.epochs}")
+            start = time.perf_counter()
+            for step, batch in enumerate(order.split(tc.batch_size)):
+                if step < first_step:
+                    continue
+                lr = lr_at((epoch - 1) * steps_per_epoch + step, total_steps, tc)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x = augment_batch(images[batch].float(), config.augment, augment_rng)
+                x = x.contiguous(memory_format=torch.channels_last)  # (B, 1, 28, 28)
+                y = labels[batch]
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(batch)
+                correct += (logits.argmax(1) == y).sum()
+                progress.update(step + 1, (step + 1 - first_step) * tc.batch_size,
+                                loss.item() if progress.live else 0.0)
+                steps_done = step + 1
+                periodic = tc.checkpoint_every and ((epoch - 1) * steps_per_epoch + steps_done) % tc.checkpoint_every
+                if (stop.requested or periodic == 0) and steps_done < steps_per_epoch:
+                    rng = {"augment": augment_rng.get_state(), "torch": torch.get_rng_state()}
+                    if device.type == "cuda":
+                        rng["cuda"] = torch.cuda.get_rng_state()
+                    save_last(epoch - 1, {"step": steps_done, "loss_sum": loss_sum.item(),
+                                          "correct": int(correct.item())}, rng)
+                    if stop.requested:
+                        progress.close()
+                        raise Interrupted(f"interrupted in epoch {epoch}, step {steps_done}/{steps_per_epoch}; "
+                                          f"checkpoint saved. Resume with:\n  digitlab train --resume {run_dir}")
+            train_seconds = time.perf_counter() - start
+            progress.close()
+
+            val = evaluate(model, val_set) if len(val_set) else {"loss": float("nan"), "accuracy": float("nan")}
+            record = {"epoch": epoch, "train_loss": loss_sum.item() / len(images),
+                      "train_accuracy": correct.item() / len(images), "val_loss": val["loss"],
+                      "val_accuracy": val["accuracy"], "lr": lr, "seconds": train_seconds,
+                      "images_per_s": (steps_per_epoch - first_step) * tc.batch_size / train_seconds}
+            if tc.eval_train:  # batches seen augmented with dropout on understate the fit; this is the clean figure
+                clean = evaluate(model, train_set)
+                record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
+            history.append(record)
+            log(f"epoch {epoch:>3}/{tc.epochs}  train loss {record['train_loss']:.4f} "
+                f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
+                f"acc {record['val_accuracy']:.2%}  {train_seconds:.1f} s ({record['images_per_s']:,.0f} img/s)")
+            if best is None or not len(val_set) or \
+                    (record["val_accuracy"], -record["val_loss"]) > (best["val_accuracy"], -best["val_loss"]):
+                best = record
+                save_checkpoint(run_dir / "model.safetensors", model, config, {"epoch": epoch, "selected_by": "val"})
+            save_last(epoch)
+            write_history(run_dir, history)
+            if overfitting(history, tc.overfit_patience):
+                log(f"warning: overfitting - validation loss has risen for {tc.overfit_patience} epochs while "
+                    "training loss fell; more regularisation (dropout, augmentation) or fewer epochs may help")
+            if stop.requested:
+                raise Interrupted(f"interrupted after epoch {epoch}; checkpoint saved. Resume with:\n"
+                                  f"  digitlab train --resume {run_dir}")
 
     return finish(run_dir, history, best, config, device, len(train_set), log)
 

@@ -1,0 +1,72 @@
+"""Every malformed input in the corpus, through the CLI: exit code 2, one message naming the file and the place,
+no traceback, and no output file created or overwritten."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from digitlab.cli import main
+from digitlab.config import DataConfig, RunConfig, TrainConfig
+from digitlab.train import train
+
+HERE = Path(__file__).parent
+CASES = None
+
+
+def corpus_cases() -> list[dict]:
+    """The case list, generated once per session into a temporary folder (the corpus script is the source)."""
+    global CASES
+    if CASES is None:
+        folder = Path(tempfile.mkdtemp(prefix="digitlab-corpus-"))
+        subprocess.run([sys.executable, str(HERE / "corpus" / "make_corpus.py"), str(folder)], check=True,
+                       capture_output=True)
+        CASES = [{**case, "path": folder / case["file"]} for case in json.loads((folder / "cases.json").read_text())]
+    return CASES
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("corpus") / "run"
+    config = RunConfig(data=DataConfig(val_size=200, train_size=500, data_dir=str(data_dir)),
+                       train=TrainConfig(epochs=1))
+    train(config, out=out, log=lambda *_: None)
+    return out
+
+
+def test_corpus_is_big_enough():
+    assert len(corpus_cases()) >= 40
+
+
+@pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["file"])
+def test_malformed_input_is_refused_cleanly(case, small_run, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    path = str(case["path"])
+    argv = {"predict": ["predict", str(small_run), "--input", path, "--out", str(out)],
+            "evaluate": ["evaluate", str(small_run), "--data", path],
+            "evaluate-train": ["evaluate", str(small_run), "--data", path, "--split", "train"],
+            "run": ["evaluate", path]}[case["command"]]
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("digitlab: error: "), captured.err
+    assert "Traceback" not in captured.err
+    assert case["file"].split("/")[0] in lines[0], f"message does not name the file: {lines[0]}"
+    for words in case["words"]:
+        assert words in lines[0], f"expected {words!r} in: {lines[0]}"
+    assert not out.exists()
+
+
+def test_existing_output_survives_a_bad_input(small_run, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    out.write_text("ImageId,Label\n1,7\n")
+    bad = next(c for c in corpus_cases() if c["file"] == "csv_pixel_256.csv")
+    assert main(["predict", str(small_run), "--input", str(bad["path"]), "--out", str(out)]) == 2
+    assert out.read_text() == "ImageId,Label\n1,7\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["submission.csv"]

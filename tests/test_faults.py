@@ -1,0 +1,118 @@
+"""Interrupted work resumes exactly, and failures to write never destroy what was saved. Real processes, real
+signals, real OS write errors."""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import REPO
+
+from digitlab.checkpoint import load_checkpoint
+
+CLI = [sys.executable, "-m", "digitlab.cli", "train"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+VOLATILE = ("seconds", "images_per_s")  # wall-clock figures differ between any two runs
+
+
+def train_args(data_dir, out) -> list[str]:
+    return ["--epochs", "4", "--train-size", "2000", "--val-size", "300", "--batch-size", "64", "--device", "cpu",
+            "--checkpoint-every", "4", "--data-dir", str(data_dir), "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    subprocess.run(CLI + train_args(data_dir, out), check=True, env=ENV, cwd=REPO, capture_output=True)
+    return load_checkpoint(out / "last.safetensors")
+
+
+def assert_same_run(a, b):
+    model_a, model_b = a[0].state_dict(), b[0].state_dict()
+    for key, value in model_a.items():
+        assert torch.equal(value, model_b[key]), key
+    strip = [{k: v for k, v in h.items() if k not in VOLATILE} for h in a[2]["history"]]
+    assert strip == [{k: v for k, v in h.items() if k not in VOLATILE} for h in b[2]["history"]]
+
+
+def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, data_dir, uninterrupted):
+    """Kill the training process five times at random moments (each just after a checkpoint landed, plus a random
+    delay); every resume continues exactly, and the final weights and history equal an uninterrupted run's."""
+    out = tmp_path / "run"
+    checkpoint = out / "last.safetensors"
+    rng = random.Random(1234)
+    resumed_from = []  # (epochs done, steps into the next epoch) of each checkpoint a resume started from
+    command = CLI + train_args(data_dir, out)
+    for _ in range(5):
+        seen = checkpoint.stat().st_mtime_ns if checkpoint.exists() else None
+        process = subprocess.Popen(command, env=ENV, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while process.poll() is None and time.time() < deadline:
+            if checkpoint.exists() and checkpoint.stat().st_mtime_ns != seen:
+                break  # training has made progress since the last kill
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.8))
+        assert process.poll() is None, "the run finished before it could be killed; make it longer"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        info = load_checkpoint(checkpoint)[2]
+        resumed_from.append((info["epoch"], info.get("in_epoch", {}).get("step", 0)))
+        command = CLI + ["--resume", str(out)]
+    subprocess.run(command, check=True, env=ENV, cwd=REPO, capture_output=True)
+    assert len(set(resumed_from)) >= 3, f"kills did not land at different points: {resumed_from}"
+    assert any(step > 0 for _, step in resumed_from), f"no resume started mid-epoch: {resumed_from}"
+    print(f"resumed from (epoch, step): {resumed_from}")
+    assert (out / "metrics.json").is_file()
+    assert_same_run(uninterrupted, load_checkpoint(checkpoint))
+
+
+def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, data_dir, uninterrupted):
+    out = tmp_path / "run"
+    process = subprocess.Popen(CLI + train_args(data_dir, out), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("run folder:"):
+            break
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert f"digitlab train --resume {out}" in stderr and "Traceback" not in stderr
+    info = load_checkpoint(out / "last.safetensors")[2]
+    assert "in_epoch" in info or info["epoch"] >= 1
+    r = subprocess.run(CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert_same_run(uninterrupted, load_checkpoint(out / "last.safetensors"))
+
+
+def _limit_file_size():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of killing us
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+
+def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp_path, data_dir):
+    """The OS refuses the write (a file-size limit, as a full disk would); the last good checkpoint survives."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(CLI + train_args(data_dir, out), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("run folder:"):
+            break
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode == 130
+    before = (out / "last.safetensors").read_bytes()
+    r = subprocess.run(CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True,
+                       preexec_fn=_limit_file_size)
+    assert r.returncode == 2, r.stderr
+    assert "cannot write" in r.stderr and "File too large" in r.stderr and "Traceback" not in r.stderr
+    assert (out / "last.safetensors").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
