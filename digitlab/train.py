@@ -119,9 +119,12 @@ def new_run_dir(out: str | Path | None) -> Path:
         while out.exists():
             out = out.with_name(out.name + "-1")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise DigitlabError(f"{out} already exists and is not empty: pick another --out, or --resume {out}")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DigitlabError(f"{out} already exists and is not an empty folder: pick another --out, or --resume {out}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DigitlabError(f"cannot create run folder {out}: {e.strerror or e}") from None
     return out
 
 

@@ -116,3 +116,20 @@ def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp
     assert "cannot write" in r.stderr and "File too large" in r.stderr and "Traceback" not in r.stderr
     assert (out / "last.safetensors").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--epochs", "1", "--out", "/proc/digitlab-run"],
+    ["data", "kaggle-csv", "--out", "/proc/digitlab-kaggle"],
+])
+def test_unwritable_output_folder_is_a_clear_error(argv, data_dir):
+    r = subprocess.run([sys.executable, "-m", "digitlab.cli", *argv, "--data-dir", str(data_dir)], env=ENV, cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot" in r.stderr and "/proc/digitlab" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "run").mkdir()
+    r = subprocess.run(CLI + ["--resume", str(tmp_path / "run")], env=ENV, cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "last.safetensors" in r.stderr and "checkpoint not found" in r.stderr
