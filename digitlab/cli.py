@@ -76,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", required=True, help="test.csv, an IDX image file or .npz")
     predict.add_argument("--out", required=True, help="submission CSV to write")
     predict.add_argument("--device", default="auto")
+    predict.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
+                         help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch")
+
+    export = sub.add_parser("export", help="export a run's model to ONNX (pixels 0..255 in, probabilities out)")
+    export.add_argument("run", metavar="RUN_DIR")
+    export.add_argument("--format", choices=["onnx"], default="onnx")
+    export.add_argument("--out", help="output file (default: RUN_DIR/model.onnx)")
+    export.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+
+    serve = sub.add_parser("serve", help="HTTP API and a drawing page for a run's model or an .onnx file")
+    serve.add_argument("target", metavar="RUN_DIR|model.onnx")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto")
 
     lab = sub.add_parser("lab", help="measure what dropout, batch norm and augmentation each do",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -169,9 +183,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result)) if args.json else print_metrics(result)
     elif args.command == "predict":
         from .evaluate import predict_file
-        r = predict_file(args.run, args.input, args.out, args.device)
-        print(f"wrote {r['out']}: {r['images']:,} predictions in {r['total_s']:.2f} s "
+        r = predict_file(args.run, args.input, args.out, args.device, args.engine)
+        print(f"wrote {r['out']}: {r['images']:,} predictions ({r['engine']}) in {r['total_s']:.2f} s "
               f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)")
+    elif args.command == "export":
+        from .export import export_onnx
+        r = export_onnx(args.run, args.out, verify=not args.no_verify)
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes), checked by the onnx checker")
+        if "max_abs_diff" in r:
+            print(f"ONNX Runtime vs PyTorch on {r['compared_on']}: largest probability difference "
+                  f"{r['max_abs_diff']:.2e}, same prediction for {r['same_predictions']:.2%}")
+    elif args.command == "serve":
+        from .serve import serve
+        serve(args.target, args.host, args.port, args.engine)
     elif args.command == "lab":
         from .lab import run_lab
         run_lab(*lab_configs(args), out=args.out, force=args.force)

@@ -95,15 +95,17 @@ def evaluate_run(run: str | Path, source: str = "mnist", split: str = "test", de
     return {"run": str(run), "data": digits.name, **result}
 
 
-def predict_file(run: str | Path, input_path: str | Path, out_path: str | Path, device: str = "auto") -> dict:
+def predict_file(run: str | Path, input_path: str | Path, out_path: str | Path, device: str = "auto",
+                 engine: str = "auto") -> dict:
     """Read images (CSV, IDX or .npz), predict, write a Kaggle submission; returns counts and timings."""
+    from .export import load_engine
     start = time.perf_counter()
-    model, _, _, _ = load_checkpoint(model_path(run), resolve_device(device))
+    runner = load_engine(run, engine, device)
     images, _ = read_images(input_path)
     read_done = time.perf_counter()
-    predictions = predict_logits(model, torch.from_numpy(images).unsqueeze(1)).argmax(1).numpy().astype(np.int64)
+    predictions = runner.predict_proba(torch.from_numpy(images).unsqueeze(1)).argmax(1).astype(np.int64)
     predict_done = time.perf_counter()
     write_submission(out_path, predictions)
     end = time.perf_counter()
-    return {"images": len(images), "out": str(out_path), "read_s": read_done - start,
+    return {"images": len(images), "out": str(out_path), "engine": runner.name, "read_s": read_done - start,
             "predict_s": predict_done - read_done, "write_s": end - predict_done, "total_s": end - start}

@@ -1,0 +1,195 @@
+"""Export and serving: ONNX against PyTorch on the whole test set, the HTTP API over real sockets, and the drawing
+page in a real browser, drawn on stroke by stroke from MNIST test images."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from browser import launch
+from conftest import REPO, run_cli
+
+from digitlab.config import DataConfig, RunConfig, TrainConfig
+from digitlab.formats import read_idx_pair
+from digitlab.train import train
+
+onnx = pytest.importorskip("onnx")
+Image = pytest.importorskip("PIL.Image")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("serve") / "run"
+    config = RunConfig(data=DataConfig(val_size=500, train_size=5000, data_dir=str(data_dir)),
+                       train=TrainConfig(epochs=3))
+    train(config, out=out, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir):
+    return read_idx_pair(mnist_dir / "t10k-images-idx3-ubyte", mnist_dir / "t10k-labels-idx1-ubyte")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(run_dir):
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "digitlab.cli", "serve", str(run_dir), "--port", str(port)],
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            break
+        except (urllib.error.URLError, ConnectionError):
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def post(url: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
+    headers = {"Content-Type": content_type} if content_type else {}
+    request = urllib.request.Request(f"{url}/predict", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def png(image: np.ndarray, scale: int = 10, invert: bool = True, mode: str = "L", fmt: str = "PNG") -> bytes:
+    big = np.kron(image, np.ones((scale, scale), dtype=np.uint8))
+    picture = Image.fromarray(255 - big if invert else big).convert(mode)
+    buf = io.BytesIO()
+    picture.save(buf, fmt)
+    return buf.getvalue()
+
+
+def test_export_matches_torch_on_the_whole_test_set(run_dir, tmp_path):
+    out = tmp_path / "model.onnx"
+    r = run_cli("export", str(run_dir), "--format", "onnx", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    onnx.checker.check_model(onnx.load(out))
+    assert "10,000 mnist test images" in r.stdout
+    diff = float(r.stdout.split("largest probability difference ")[1].split(",")[0])
+    assert diff < 1e-4
+    model = onnx.load(out)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch dimension
+
+
+def test_predict_engines_agree(run_dir, tmp_path, mnist_test):
+    np.savez(tmp_path / "x.npz", images=mnist_test[0][:500])
+    outputs = {}
+    for engine in ("torch", "onnx"):
+        out = tmp_path / f"{engine}.csv"
+        r = run_cli("predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--out", str(out), "--engine", engine)
+        assert r.returncode == 0 and f"({engine})" in r.stdout, r.stderr
+        outputs[engine] = out.read_text()
+    assert outputs["torch"] == outputs["onnx"]
+
+
+def test_api_answers_json_png_jpeg_multipart_and_batches(server, mnist_test):
+    images, labels = mnist_test
+    status, answer = post(server, json.dumps({"pixels": images[0].ravel().tolist()}).encode(), "application/json")
+    assert status == 200 and answer["digit"] == labels[0] and len(answer["probabilities"]) == 10
+    assert abs(sum(answer["probabilities"]) - 1) < 1e-4 and answer["model"]["engine"] in ("onnx", "torch")
+    status, answer = post(server, json.dumps({"pixels": images[:8].tolist()}).encode(), "application/json")
+    assert status == 200 and [p["digit"] for p in answer["predictions"]] == labels[:8].tolist()
+    for fmt, mode, ctype in (("PNG", "L", "image/png"), ("PNG", "RGBA", "image/png"), ("JPEG", "RGB", "image/jpeg")):
+        status, answer = post(server, png(images[0], mode=mode, fmt=fmt), ctype)
+        assert status == 200 and answer["digit"] == labels[0], (fmt, mode, answer)
+    boundary = "digitlabboundary"
+    parts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d{i}.png\"\r\n"
+                     f"Content-Type: image/png\r\n\r\n".encode() + png(images[i], invert=False) + b"\r\n"
+                     for i in range(3))
+    status, answer = post(server, parts + f"--{boundary}--\r\n".encode(),
+                          f"multipart/form-data; boundary={boundary}")
+    assert status == 200 and [p["digit"] for p in answer["predictions"]] == labels[:3].tolist()
+    health = json.load(urllib.request.urlopen(f"{server}/health"))
+    assert health["status"] == "ok"
+    schema = json.load(urllib.request.urlopen(f"{server}/openapi.json"))
+    assert "/predict" in schema["paths"]
+
+
+MALFORMED = [
+    (b"", "application/json", 400), (b"{", "application/json", 400), (b"[1, 2, 3]", "application/json", 422),
+    (b'{"pixels": []}', "application/json", 422), (b'{"pixels": "abc"}', "application/json", 422),
+    (json.dumps({"pixels": [300] * 784}).encode(), "application/json", 422),
+    (json.dumps({"pixels": [-1] * 784}).encode(), "application/json", 422),
+    (json.dumps({"pixels": [0] * 783}).encode(), "application/json", 422),
+    (json.dumps({"pixel": [0] * 784}).encode(), "application/json", 422),
+    (json.dumps({"pixels": [[0] * 784, [0] * 10]}).encode(), "application/json", 422),
+    (b'{"pixels": [NaN]}', "application/json", 422), (b"hello", "text/plain", 415), (b"hello", None, 415),
+    (b"\x89PNG\r\n\x1a\nbroken", "image/png", 400), (b"not a jpeg", "image/jpeg", 400), (b"", "image/png", 400),
+    (b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n--x--\r\n', "multipart/form-data; boundary=x",
+     422),  # a form without a file
+    (b"--x\r\n\r\n--x--", "multipart/form-data; boundary=x", 400), (b"junk", "multipart/form-data", 400),
+    (b"x" * (5 * 1024 * 1024), "image/png", 413),
+]
+
+
+@pytest.mark.parametrize("body, content_type, status", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_requests_get_a_json_4xx(server, body, content_type, status):
+    got, answer = post(server, body, content_type)
+    assert got == status and "error" in answer, (got, answer)
+
+
+def test_blank_and_gif_images_are_refused(server):
+    assert post(server, png(np.zeros((28, 28), dtype=np.uint8)), "image/png")[0] == 422  # white paper, no ink
+    assert post(server, png(np.zeros((28, 28), dtype=np.uint8), fmt="GIF"), "image/png")[0] == 415
+
+
+def test_drawing_page_predicts_mnist_digits_drawn_stroke_by_stroke(server, mnist_test):
+    """Draw real MNIST test images onto the canvas as mouse strokes (one per run of ink in each pixel row) and read
+    the page's answer; the page has no external resources (the machine is offline)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    images, labels = mnist_test
+    picks = [int(np.flatnonzero(labels == digit)[0]) for digit in (7, 2, 1, 0, 4)]
+    with sync_api.sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page()
+            external = []
+            page.on("request", lambda r: None if r.url.startswith(server) else external.append(r.url))
+            page.goto(server + "/")
+            box = page.locator("#pad").bounding_box()
+            right = 0
+            for index in picks:
+                page.click("#clear")
+                image = images[index]
+                for row in range(28):
+                    ink = np.flatnonzero(image[row] > 100)
+                    runs = np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1) if len(ink) else []
+                    for run in runs:
+                        y = box["y"] + (row + 0.5) * box["height"] / 28
+                        page.mouse.move(box["x"] + (run[0] + 0.5) * box["width"] / 28, y)
+                        page.mouse.down()
+                        page.mouse.move(box["x"] + (run[-1] + 0.5) * box["width"] / 28, y, steps=2)
+                        page.mouse.up()
+                page.wait_for_timeout(400)
+                page.wait_for_function("() => document.getElementById('digit').dataset.digit !== ''")
+                shown = page.locator("#digit").inner_text()
+                bars = [float(page.locator(f"#bar-{d}").get_attribute("data-prob")) for d in range(10)]
+                assert abs(sum(bars) - 1) < 1e-3 and int(np.argmax(bars)) == int(shown)
+                right += int(shown) == labels[index]
+        finally:
+            browser.close()
+    assert external == []
+    assert right >= 4, f"{right} of {len(picks)} drawn digits recognised"
