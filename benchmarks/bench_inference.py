@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_reference import OUT, machine
+
 from digitlab.datasets import load_split
 from digitlab.export import OnnxEngine, TorchEngine, export_onnx
 

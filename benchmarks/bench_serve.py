@@ -24,9 +24,9 @@ import threading
 import time
 
 import numpy as np
+from bench_reference import OUT, machine
 from PIL import Image
 
-from bench_reference import OUT, machine
 from digitlab.datasets import load_split
 
 REQUESTS, SECONDS = 3000, 20.0
