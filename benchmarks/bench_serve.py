@@ -92,7 +92,8 @@ def malformed_requests(image: np.ndarray) -> list[tuple[str, str, bytes | None, 
         {"pixels": [None] * 784}, {"pixels": [[0] * 784] * 1025})]
     blank = np.full((28, 28), 255, dtype=np.uint8)
     good_png = png(255 - image)
-    images = [(good_png[:40], "image/png"), (good_png[: len(good_png) // 2], "image/png"), (b"\x89PNG\r\n\x1a\n", "image/png"),
+    images = [(good_png[:40], "image/png"), (good_png[: len(good_png) // 2], "image/png"),
+              (b"\x89PNG\r\n\x1a\n", "image/png"),
               (bytes(range(256)), "image/png"), (b"\xff\xd8\xff\xe0garbage", "image/jpeg"),
               (png(255 - image, "GIF"), "image/png"), (png(255 - image, "BMP"), "image/png"),
               (png(blank), "image/png"), (png(np.zeros((28, 28), np.uint8)), "image/png"),
