@@ -59,3 +59,17 @@ def make_generator(seed: int, device: torch.device | str) -> torch.Generator:
     generator = torch.Generator(device=device)
     generator.manual_seed(seed)
     return generator
+
+
+TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (dy, dx) in pixels: the identity and one-pixel moves
+
+
+def shift_batch(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Move every image by whole pixels, filling with background (0); no wrap-around."""
+    padded = F.pad(images, (1, 1, 1, 1))  # (N, C, 30, 30)
+    return padded[..., 1 - dy: 29 - dy, 1 - dx: 29 - dx]
+
+
+def tta_views(images: torch.Tensor) -> list[torch.Tensor]:
+    """Deterministic test-time views of a batch (N, 1, 28, 28): the batch itself and four one-pixel shifts."""
+    return [shift_batch(images, dy, dx) for dy, dx in TTA_SHIFTS]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .config import RunConfig, override
@@ -18,6 +19,27 @@ def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") ->
     p.add_argument("--data", default=default, help="dataset name (mnist, fashion-mnist) or a labelled file/folder: "
                                                    "Kaggle train.csv, .npz, or a folder of IDX files")
     p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
+
+
+def add_train_flags(p: argparse.ArgumentParser, d: RunConfig) -> None:
+    p.add_argument("--epochs", type=int, default=d.train.epochs)
+    p.add_argument("--batch-size", type=int, default=d.train.batch_size)
+    p.add_argument("--lr", type=float, default=d.train.lr, help="peak learning rate")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default=d.train.optimizer)
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=d.train.schedule)
+    p.add_argument("--weight-decay", type=float, default=d.train.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=d.train.label_smoothing)
+    p.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability; 0 turns it off")
+    p.add_argument("--no-bn", action="store_true", help="turn batch normalisation off")
+    p.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
+    p.add_argument("--val-size", type=int, default=d.data.val_size)
+    p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
+    p.add_argument("--seed", type=int, default=d.train.seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
+    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)")
+    add_data_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,26 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = RunConfig()
     train = sub.add_parser("train", help="train a model into a run folder",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--epochs", type=int, default=d.train.epochs)
-    train.add_argument("--batch-size", type=int, default=d.train.batch_size)
-    train.add_argument("--lr", type=float, default=d.train.lr, help="peak learning rate")
-    train.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default=d.train.optimizer)
-    train.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=d.train.schedule)
-    train.add_argument("--weight-decay", type=float, default=d.train.weight_decay)
-    train.add_argument("--label-smoothing", type=float, default=d.train.label_smoothing)
-    train.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability; 0 turns it off")
-    train.add_argument("--no-bn", action="store_true", help="turn batch normalisation off")
-    train.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
-    train.add_argument("--val-size", type=int, default=d.data.val_size)
-    train.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
-    train.add_argument("--seed", type=int, default=d.train.seed)
-    train.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
-    train.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
+    add_train_flags(train, d)
     train.add_argument("--out", help="run folder (default: runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where its checkpoint stopped")
-    train.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                       help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)")
-    add_data_flags(train)
+
+    ensemble = sub.add_parser("ensemble", help="train K members with different seeds and average them",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ensemble.add_argument("--members", type=int, default=5)
+    ensemble.add_argument("--tta", action="store_true", help="also average over fixed one-pixel shifts")
+    ensemble.add_argument("--out", default="runs/ensemble", help="ensemble folder (re-running reuses members)")
+    add_train_flags(ensemble, d)
 
     evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
     evaluate.add_argument("run", metavar="RUN_DIR")
@@ -70,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["train", "test"], default="test", help="split of a named dataset")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto")
 
     predict = sub.add_parser("predict", help="write a Kaggle submission (ImageId,Label)")
     predict.add_argument("run", metavar="RUN_DIR")
@@ -151,8 +164,8 @@ def lab_configs(args: argparse.Namespace):
 
 
 def print_metrics(result: dict) -> None:
-    print(f"{result['data']}: accuracy {result['accuracy']:.2%} ({result['errors']} errors in {result['n']:,}), "
-          f"loss {result['loss']:.4f}")
+    print(f"{result['data']} ({result['engine']}): accuracy {result['accuracy']:.2%} "
+          f"({result['errors']} errors in {result['n']:,}), loss {result['loss']:.4f}")
     print("per-class accuracy: " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(result["per_class_accuracy"])))
     print("confusion matrix (rows: true label, columns: predicted):")
     print("      " + "".join(f"{c:>6}" for c in range(len(result["confusion_matrix"]))))
@@ -177,9 +190,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "train":
         from .train import train
         train(train_config(args), out=args.out, resume=args.resume)
+    elif args.command == "ensemble":
+        from .ensemble import train_ensemble
+        train_ensemble(train_config(args), args.members, args.out, args.tta)
     elif args.command == "evaluate":
         from .evaluate import evaluate_run
-        result = evaluate_run(args.run, args.data, args.split, args.device)
+        result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine)
         print(json.dumps(result)) if args.json else print_metrics(result)
     elif args.command == "predict":
         from .evaluate import predict_file
@@ -231,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digitlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keeps Python's exit-time flush quiet)
+        return 0
 
 
 if __name__ == "__main__":

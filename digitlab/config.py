@@ -56,6 +56,7 @@ class DataConfig:
     val_size: int = 5000  # images held out of the training data, stratified by class
     train_size: int | None = None  # sub-sample the remaining training images (stratified); None keeps all
     data_dir: str | None = None  # cache folder for named datasets; None: $DIGITLAB_DATA_DIR or the XDG cache
+    split_seed: int | None = None  # seed of the validation split and sub-sample; None: the training seed
 
     def __post_init__(self):
         _check(self.val_size >= 0, f"val_size {self.val_size} must be >= 0")

@@ -83,6 +83,7 @@ def stratified_split(labels: torch.Tensor, size: int, seed: int) -> tuple[np.nda
 
 def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
     """The training data split into (train, validation), then train optionally sub-sampled; both stratified."""
+    seed = seed if config.split_seed is None else config.split_seed
     full = load_source(config.source, "train", config.data_dir)
     rest, val_index = stratified_split(full.labels, config.val_size, seed)
     train = full.subset(rest, f"{full.name} (train)")

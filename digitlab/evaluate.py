@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint
 from .data import Digits, load_source
 from .errors import DigitlabError
 from .formats import read_images, write_submission
@@ -86,13 +85,16 @@ def model_path(run: str | Path) -> Path:
     return run
 
 
-def evaluate_run(run: str | Path, source: str = "mnist", split: str = "test", device: str = "auto") -> dict:
-    """Metrics of a saved model on a labelled set: a dataset name (official test split by default) or a file."""
-    model, config, _, _ = load_checkpoint(model_path(run), resolve_device(device))
-    data_dir = config.data.data_dir
+def evaluate_run(run: str | Path, source: str = "mnist", split: str = "test", device: str = "auto",
+                 data_dir: str | None = None, engine: str = "auto") -> dict:
+    """Metrics of a saved model (run folder, ensemble folder, checkpoint or .onnx) on a labelled set: a dataset name
+    (its official test split by default) or a file."""
+    from .export import load_engine
+    runner = load_engine(run, engine, device)
     digits = load_source(source, split, data_dir)
-    result = evaluate(model, digits)
-    return {"run": str(run), "data": digits.name, **result}
+    probabilities = torch.from_numpy(np.asarray(runner.predict_proba(digits.images), dtype=np.float32))
+    result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
+    return {"run": str(run), "data": digits.name, "engine": runner.identity["engine"], **result}
 
 
 def predict_file(run: str | Path, input_path: str | Path, out_path: str | Path, device: str = "auto",

@@ -144,8 +144,12 @@ class OnnxEngine:
 
 
 def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu"):
-    """An engine for a run folder, a checkpoint or an .onnx file. 'auto': ONNX Runtime when installed."""
+    """An engine for a run folder, an ensemble folder, a checkpoint or an .onnx file. 'auto': ONNX Runtime when
+    installed."""
     target = Path(target)
+    from .ensemble import EnsembleEngine, is_ensemble
+    if is_ensemble(target):
+        return EnsembleEngine(target, engine, device)
     if target.suffix == ".onnx":
         if engine == "torch":
             raise DigitlabError(f"{target} is an ONNX file: it runs with --engine onnx only")

@@ -1,0 +1,68 @@
+"""Ensembles and test-time augmentation: members, averaging, the folder through evaluate and predict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from digitlab.augment import shift_batch, tta_views
+from digitlab.ensemble import EnsembleEngine
+from digitlab.export import TorchEngine
+
+
+def test_tta_views_are_exact_one_pixel_shifts():
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 10, 12] = 255
+    views = tta_views(x)
+    assert len(views) == 5 and torch.equal(views[0], x)
+    assert shift_batch(x, 1, 0)[0, 0, 11, 12] == 255 and shift_batch(x, 0, -1)[0, 0, 10, 11] == 255
+    edge = torch.zeros(1, 1, 28, 28)
+    edge[0, 0, 27, 27] = 1
+    assert shift_batch(edge, 1, 1).sum() == 0  # pushed out, not wrapped around
+
+
+@pytest.fixture(scope="module")
+def ensemble_dir(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("ens") / "ensemble"
+    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300", "--epochs", "3", "--batch-size", "64",
+                "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "ensemble of 2 with TTA" in r.stdout
+    return out
+
+
+def test_members_share_the_split_and_differ_in_seed(ensemble_dir):
+    configs = [json.loads((ensemble_dir / f"member-{i}" / "config.json").read_text())["config"] for i in (0, 1)]
+    assert configs[0]["train"]["seed"] != configs[1]["train"]["seed"]
+    assert configs[0]["data"]["split_seed"] == configs[1]["data"]["split_seed"] == 0
+    metrics = json.loads((ensemble_dir / "ensemble.json").read_text())["metrics"]
+    assert len(metrics["members"]) == 2 and 0.5 < metrics["test_accuracy"] <= 1
+
+
+def test_ensemble_averages_member_probabilities_over_views(ensemble_dir, mnist_dir):
+    from digitlab.formats import read_idx
+    images = torch.from_numpy(read_idx(mnist_dir / "t10k-images-idx3-ubyte", "images")[:64]).unsqueeze(1)
+    ensemble = EnsembleEngine(ensemble_dir, engine="torch")
+    members = [TorchEngine(ensemble_dir / f"member-{i}" / "model.safetensors") for i in (0, 1)]
+    expected = np.mean([m.predict_proba(v) for m in members for v in tta_views(images)], axis=0)
+    np.testing.assert_allclose(ensemble.predict_proba(images), expected, atol=1e-6)
+
+
+def test_evaluate_and_predict_accept_an_ensemble_folder(ensemble_dir, tmp_path, mnist_dir):
+    r = run_cli("evaluate", str(ensemble_dir), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["engine"].startswith("ensemble of 2") and result["n"] == 10_000
+    np.savez(tmp_path / "x.npz", images=np.zeros((3, 28, 28), dtype=np.uint8))
+    r = run_cli("predict", str(ensemble_dir), "--input", str(tmp_path / "x.npz"), "--out", str(tmp_path / "s.csv"))
+    assert r.returncode == 0 and (tmp_path / "s.csv").read_text().startswith("ImageId,Label\n1,")
+
+
+def test_rerun_reuses_members(ensemble_dir, data_dir):
+    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300", "--epochs", "3", "--batch-size", "64",
+                "--out", str(ensemble_dir), "--data-dir", str(data_dir))
+    assert r.returncode == 0 and r.stdout.count("reusing") == 2
