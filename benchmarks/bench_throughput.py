@@ -1,0 +1,147 @@
+"""Training and inference throughput of the reference CNN, and how close training comes to the device's peak.
+
+Training: the real training step of digitlab.train (augmentation on the device, forward, loss, backward, Adam),
+images/s at batch 64 and 256 on MNIST training images, median of 3 timed passes of TIMED_STEPS steps after warm-up.
+Inference: images/s of the PyTorch and ONNX Runtime engines at batch 64 (CPU only for ONNX Runtime).
+Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 MFLOP per training image
+(3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
+Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
+
+    python benchmarks/bench_throughput.py [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from bench_reference import OUT, machine
+
+from digitlab.augment import augment_batch, make_generator
+from digitlab.config import AugmentConfig, ModelConfig
+from digitlab.datasets import load_split
+from digitlab.models import build_model
+
+FLOP_PER_TRAIN_IMAGE = 3 * 20.3e6  # forward: 0.39 + 10.6 + 3.69 + 4.72 + 1.05 (+ small) MFLOP, backward about 2x
+TIMED_STEPS = 60
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(device, dtype) -> float:
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    repeats = 5 if device.type == "cpu" else 50
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+
+
+def train_rate(images, labels, batch: int, device) -> float:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = make_generator(0, device)
+    config = AugmentConfig()
+
+    def steps(count: int, offset: int):
+        for i in range(count):
+            index = torch.arange((offset + i) * batch, (offset + i + 1) * batch, device=device) % len(images)
+            x = augment_batch(images[index].float(), config, generator).contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(x), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        sync(device)
+
+    steps(10, 0)
+    rates = []
+    for r in range(3):
+        start = time.perf_counter()
+        steps(TIMED_STEPS, 10 + r * TIMED_STEPS)
+        rates.append(TIMED_STEPS * batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def inference_rates(images, device) -> dict:
+    from digitlab.export import WithSoftmax
+    model = build_model(ModelConfig()).to(device, memory_format=torch.channels_last).eval()
+    x = images[:10_000].float().contiguous(memory_format=torch.channels_last)
+    result = {}
+    with torch.inference_mode():
+        for batch in (64, 256):
+            for b in x[:batch * 5].split(batch):
+                model(b)
+            sync(device)
+            start = time.perf_counter()
+            for b in x.split(batch):
+                model(b)
+            sync(device)
+            result[f"torch_b{batch}"] = len(x) / (time.perf_counter() - start)
+    if device.type == "cpu":
+        try:
+            import tempfile
+            from pathlib import Path
+
+            import onnxruntime  # noqa: F401
+
+            from digitlab.export import OnnxEngine
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "m.onnx"
+                program = torch.onnx.export(WithSoftmax(model.to(memory_format=torch.contiguous_format)),
+                                            (torch.zeros(2, 1, 28, 28),), input_names=["pixels"],
+                                            dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True)
+                program.save(str(path))
+                engine = OnnxEngine(path)
+                cpu_images = images[:10_000].cpu()
+                engine.predict_proba(cpu_images[:256])
+                start = time.perf_counter()
+                for b in cpu_images.split(64):
+                    engine.predict_proba(b)
+                result["onnx_b64"] = len(cpu_images) / (time.perf_counter() - start)
+        except ImportError:
+            pass
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    device = torch.device(parser.parse_args().device)
+    train_images, train_labels = load_split("mnist", "train")
+    images = torch.from_numpy(train_images).unsqueeze(1).to(device)
+    labels = torch.from_numpy(train_labels).to(device)
+    result = {"machine": machine(), "device": str(device),
+              "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+              "peak_fp32_flops": matmul_peak(device, torch.float32),
+              "peak_bf16_flops": matmul_peak(device, torch.bfloat16),
+              "train_images_per_s": {str(b): train_rate(images, labels, b, device) for b in (64, 256)},
+              "inference_images_per_s": inference_rates(images, device)}
+    for batch, rate in result["train_images_per_s"].items():
+        result[f"train_b{batch}_share_of_fp32_peak"] = rate * FLOP_PER_TRAIN_IMAGE / result["peak_fp32_flops"]
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"bench_throughput_{device.type}.json").write_text(json.dumps(result, indent=2))
+    print(f"device {result['device_name']}; matmul peak fp32 {result['peak_fp32_flops'] / 1e9:,.1f} GFLOP/s, "
+          f"bf16 {result['peak_bf16_flops'] / 1e9:,.1f} GFLOP/s")
+    for batch, rate in result["train_images_per_s"].items():
+        print(f"train, batch {batch:>3}, augmentation on: {rate:>9,.0f} images/s "
+              f"({result[f'train_b{batch}_share_of_fp32_peak']:.0%} of the fp32 matmul peak)")
+    for name, rate in result["inference_images_per_s"].items():
+        print(f"inference {name}: {rate:>9,.0f} images/s")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
