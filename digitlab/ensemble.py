@@ -41,7 +41,7 @@ def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = F
         raise DigitlabError(f"--members {members} must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = []
+    names, trained = [], False
     for index in range(members):
         config, run_dir = member_config(base, index), out / f"member-{index}"
         names.append(run_dir.name)
@@ -50,12 +50,18 @@ def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = F
             log(f"  reusing {run_dir}")
         elif (run_dir / "last.safetensors").is_file():
             train(config, resume=run_dir, log=lambda *_: None)
+            trained = True
         else:
             train(config, out=run_dir, log=lambda *_: None)
+            trained = True
     manifest = {"members": names, "tta": tta}
-    with atomic_write(out / MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=2)
-    result = measure(out, member_config(base, 0))
+    previous = read_manifest(out) if (out / MANIFEST).is_file() else {}
+    if not trained and {k: previous.get(k) for k in manifest} == manifest and "metrics" in previous:
+        result = previous["metrics"]  # nothing changed since it was measured
+    else:
+        with atomic_write(out / MANIFEST, "w") as f:
+            json.dump(manifest, f, indent=2)
+        result = measure(out, member_config(base, 0))
     with atomic_write(out / MANIFEST, "w") as f:
         json.dump({**manifest, "metrics": result}, f, indent=2)
     for m in result["members"]:
@@ -65,6 +71,14 @@ def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = F
     return result
 
 
+def read_manifest(folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        return {**manifest, "members": list(manifest["members"]), "tta": bool(manifest["tta"])}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DigitlabError(f"{folder / MANIFEST}: not a readable ensemble manifest ({e})") from None
+
+
 class EnsembleEngine:
     """Averages the members' probabilities (over the TTA views too when the manifest asks for them)."""
     name = "ensemble"
@@ -72,11 +86,8 @@ class EnsembleEngine:
     def __init__(self, folder: str | Path, engine: str = "auto", device: str = "cpu"):
         from .export import load_engine
         folder = Path(folder)
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-            names, self.tta = list(manifest["members"]), bool(manifest["tta"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DigitlabError(f"{folder / MANIFEST}: not a readable ensemble manifest ({e})") from None
+        manifest = read_manifest(folder)
+        names, self.tta = manifest["members"], manifest["tta"]
         if not names or any(not isinstance(n, str) or "/" in n or n.startswith(".") for n in names):
             raise DigitlabError(f"{folder / MANIFEST}: members must be folder names inside the ensemble")
         self.members = [load_engine(folder / n, engine, device) for n in names]
@@ -96,7 +107,7 @@ def measure(folder: Path, config: RunConfig) -> dict:
     _, val = load_train_val(config.data, config.train.seed)
     test = load_test(config.data)
     result = {"members": []}
-    for name, member in zip(json.loads((folder / MANIFEST).read_text())["members"], ensemble.members):
+    for name, member in zip(read_manifest(folder)["members"], ensemble.members):
         result["members"].append({"name": name, **{f"{split}_accuracy": accuracy(member, data) for split, data in
                                                    (("val", val), ("test", test))}})
     result["val_accuracy"], result["test_accuracy"] = accuracy(ensemble, val), accuracy(ensemble, test)

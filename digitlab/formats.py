@@ -129,6 +129,7 @@ def read_idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.
 
 # ---------------------------------------------------------------------------------------------------------- CSV
 _CELL = re.compile(r"\s*(\d{1,3})\s*")
+CSV_BLOCK_ROWS = 2000
 
 
 def _parse_header(path: Path, line: str) -> bool:
@@ -150,18 +151,18 @@ def _parse_header(path: Path, line: str) -> bool:
     return names[0] == "label"
 
 
-def _fast_body(body: bytes, ncols: int) -> np.ndarray | None:
-    """Parse a plain body (digits, commas, newlines) at C speed; None means 'use the careful parser', which also
-    finds and reports any error. numpy's text parser stops quietly at a bad token, so the value count is checked."""
-    if body.translate(None, b"0123456789,\n"):
-        return None  # other characters (spaces, signs, dots, quotes...)
-    lines = body.split(b"\n")
+def _fast_body(lines: list[bytes], ncols: int) -> np.ndarray | None:
+    """Parse plain rows (digits and commas only) at C speed; None means 'use the careful parser', which also finds
+    and reports any error. numpy's text parser stops quietly at a bad token, so the value count is checked."""
     if any(line.count(b",") != ncols - 1 for line in lines):
         return None
+    stream = b",".join(lines)
+    if stream.translate(None, b"0123456789,"):
+        return None  # other characters (spaces, signs, dots, quotes...)
     try:
         with warnings.catch_warnings():  # older numpy warns where newer raises: "could not be read to its end"
             warnings.simplefilter("ignore", DeprecationWarning)
-            values = np.fromstring(body.replace(b"\n", b","), dtype=np.int64, sep=",")
+            values = np.fromstring(stream, dtype=np.int64, sep=",")
     except ValueError:
         return None
     if values.size != len(lines) * ncols:
@@ -169,18 +170,19 @@ def _fast_body(body: bytes, ncols: int) -> np.ndarray | None:
     return values.reshape(len(lines), ncols)
 
 
-def _careful_body(path: Path, lines: list[str], ncols: int) -> np.ndarray:
-    """Line-by-line parse with whitespace tolerance and an exact error for the first bad cell."""
+def _careful_body(path: Path, lines: list[str], ncols: int, first_row: int) -> np.ndarray:
+    """Line-by-line parse with whitespace tolerance and an exact error for the first bad cell; `first_row` is the
+    file row number (1-based, the header being row 1) of lines[0]."""
     out = np.empty((len(lines), ncols), dtype=np.int32)
     for r, line in enumerate(lines):
         cells = line.split(",")
         if len(cells) != ncols:
-            raise DataError(path, f"row {r + 2}", f"{len(cells)} columns, expected {ncols} like the header")
+            raise DataError(path, f"row {first_row + r}", f"{len(cells)} columns, expected {ncols} like the header")
         for c, cell in enumerate(cells):
             m = _CELL.fullmatch(cell)
             if m is None:
                 shown = cell.strip()[:20].encode("unicode_escape").decode()
-                raise DataError(path, f"row {r + 2}, column {c + 1}",
+                raise DataError(path, f"row {first_row + r}, column {c + 1}",
                                 f"'{shown}' is not a pixel value, expected a whole number 0..255"
                                 if c or ncols == PIXELS else f"'{shown}' is not a label, expected a digit 0..9")
             out[r, c] = int(m.group(1))
@@ -209,9 +211,15 @@ def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     body = "\n".join(line for line in body.split("\n") if line.strip()) if "\n\n" in body else body
     if not body.strip():
         raise DataError(path, "row 2", "only a header: expected at least one row of pixels")
-    table = _fast_body(body.encode("ascii", errors="replace"), ncols)
-    if table is None:
-        table = _careful_body(path, body.split("\n"), ncols)
+    raw_lines = body.encode("ascii", errors="replace").split(b"\n")  # one byte per character: same lines as body
+    blocks = []
+    for start in range(0, len(raw_lines), CSV_BLOCK_ROWS):  # blocks: an odd row sends only its block the slow way
+        table = _fast_body(raw_lines[start: start + CSV_BLOCK_ROWS], ncols)
+        if table is None:
+            lines = body.split("\n")[start: start + CSV_BLOCK_ROWS]
+            table = _careful_body(path, lines, ncols, first_row=start + 2)
+        blocks.append(table)
+    table = np.concatenate(blocks)
     pixels = table[:, has_label:]
     bad = np.argwhere(pixels > 255)
     if len(bad):

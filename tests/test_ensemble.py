@@ -28,8 +28,8 @@ def test_tta_views_are_exact_one_pixel_shifts():
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("ens") / "ensemble"
-    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300", "--epochs", "3", "--batch-size", "64",
-                "--out", str(out), "--data-dir", str(data_dir))
+    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300",
+                "--epochs", "3", "--batch-size", "64", "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     assert "ensemble of 2 with TTA" in r.stdout
     return out
@@ -63,6 +63,6 @@ def test_evaluate_and_predict_accept_an_ensemble_folder(ensemble_dir, tmp_path, 
 
 
 def test_rerun_reuses_members(ensemble_dir, data_dir):
-    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300", "--epochs", "3", "--batch-size", "64",
-                "--out", str(ensemble_dir), "--data-dir", str(data_dir))
+    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300",
+                "--epochs", "3", "--batch-size", "64", "--out", str(ensemble_dir), "--data-dir", str(data_dir))
     assert r.returncode == 0 and r.stdout.count("reusing") == 2

@@ -73,8 +73,8 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, data_di
     assert_same_run(uninterrupted, load_checkpoint(checkpoint))
 
 
-def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, data_dir, uninterrupted):
-    out = tmp_path / "run"
+def ctrl_c_during_training(data_dir, out) -> tuple[int, str]:
+    """Start a training process, press Ctrl-C (SIGINT) a second into training; (exit code, stderr)."""
     process = subprocess.Popen(CLI + train_args(data_dir, out), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     for line in process.stdout:
@@ -83,7 +83,13 @@ def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, data_dir, un
     time.sleep(1.0)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    return process.returncode, stderr
+
+
+def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, data_dir, uninterrupted):
+    out = tmp_path / "run"
+    returncode, stderr = ctrl_c_during_training(data_dir, out)
+    assert returncode == 130, stderr
     assert f"digitlab train --resume {out}" in stderr and "Traceback" not in stderr
     info = load_checkpoint(out / "last.safetensors")[2]
     assert "in_epoch" in info or info["epoch"] >= 1
@@ -100,15 +106,7 @@ def _limit_file_size():
 def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp_path, data_dir):
     """The OS refuses the write (a file-size limit, as a full disk would); the last good checkpoint survives."""
     out = tmp_path / "run"
-    process = subprocess.Popen(CLI + train_args(data_dir, out), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    for line in process.stdout:
-        if line.startswith("run folder:"):
-            break
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
-    assert process.returncode == 130
+    assert ctrl_c_during_training(data_dir, out)[0] == 130
     before = (out / "last.safetensors").read_bytes()
     r = subprocess.run(CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True,
                        preexec_fn=_limit_file_size)
