@@ -7,7 +7,7 @@ Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
 
-    python benchmarks/bench_throughput.py [--device cpu|cuda]
+    python benchmarks/bench_throughput.py [--device cpu|cuda] [--compile]
 """
 
 from __future__ import annotations
@@ -49,9 +49,10 @@ def matmul_peak(device, dtype) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
 
 
-def train_rate(images, labels, batch: int, device) -> float:
+def train_rate(images, labels, batch: int, device, compiled: bool = False) -> float:
     torch.manual_seed(0)
     model = build_model(ModelConfig()).to(device, memory_format=torch.channels_last)
+    forward = torch.compile(model) if compiled else model
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     generator = make_generator(0, device)
     config = AugmentConfig()
@@ -60,7 +61,7 @@ def train_rate(images, labels, batch: int, device) -> float:
         for i in range(count):
             index = torch.arange((offset + i) * batch, (offset + i + 1) * batch, device=device) % len(images)
             x = augment_batch(images[index].float(), config, generator).contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(x), labels[index])
+            loss = F.cross_entropy(forward(x), labels[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -119,7 +120,9 @@ def inference_rates(images, device) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
-    device = torch.device(parser.parse_args().device)
+    parser.add_argument("--compile", action="store_true", help="also time training with torch.compile (batch 64)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
     train_images, train_labels = load_split("mnist", "train")
     images = torch.from_numpy(train_images).unsqueeze(1).to(device)
     labels = torch.from_numpy(train_labels).to(device)
@@ -129,6 +132,8 @@ def main() -> None:
               "peak_bf16_flops": matmul_peak(device, torch.bfloat16),
               "train_images_per_s": {str(b): train_rate(images, labels, b, device) for b in (64, 256)},
               "inference_images_per_s": inference_rates(images, device)}
+    if args.compile:
+        result["train_images_per_s_compiled"] = {"64": train_rate(images, labels, 64, device, compiled=True)}
     for batch, rate in result["train_images_per_s"].items():
         result[f"train_b{batch}_share_of_fp32_peak"] = rate * FLOP_PER_TRAIN_IMAGE / result["peak_fp32_flops"]
     OUT.mkdir(exist_ok=True)
@@ -138,6 +143,8 @@ def main() -> None:
     for batch, rate in result["train_images_per_s"].items():
         print(f"train, batch {batch:>3}, augmentation on: {rate:>9,.0f} images/s "
               f"({result[f'train_b{batch}_share_of_fp32_peak']:.0%} of the fp32 matmul peak)")
+    for batch, rate in result.get("train_images_per_s_compiled", {}).items():
+        print(f"train, batch {batch:>3}, torch.compile: {rate:>9,.0f} images/s")
     for name, rate in result["inference_images_per_s"].items():
         print(f"inference {name}: {rate:>9,.0f} images/s")
     print(json.dumps(result))
