@@ -166,5 +166,10 @@ def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu"):
         return TorchEngine(checkpoint, device)
     onnx_path = checkpoint.with_suffix(".onnx")
     if not onnx_path.is_file() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
-        export_onnx(checkpoint, onnx_path, verify=False)
+        try:
+            export_onnx(checkpoint, onnx_path, verify=False)
+        except DigitlabError:
+            if engine == "onnx":
+                raise
+            return TorchEngine(checkpoint, device)  # 'auto' on a read-only run folder or without onnx: PyTorch
     return OnnxEngine(onnx_path)
