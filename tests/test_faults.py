@@ -131,3 +131,15 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "run").mkdir()
     r = subprocess.run(CLI + ["--resume", str(tmp_path / "run")], env=ENV, cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "last.safetensors" in r.stderr and "checkpoint not found" in r.stderr
+
+
+def test_auto_engine_falls_back_to_torch_when_onnx_cannot_be_written(tmp_path, data_dir):
+    """`evaluate` on a run folder it may not write into (here: a file-size limit) still answers, with PyTorch."""
+    from digitlab.checkpoint import save_checkpoint
+    from digitlab.config import RunConfig
+    from digitlab.models import build_model
+    save_checkpoint(tmp_path / "model.safetensors", build_model(RunConfig().model), RunConfig())
+    r = subprocess.run([sys.executable, "-m", "digitlab.cli", "evaluate", str(tmp_path), "--data-dir", str(data_dir)],
+                       env=ENV, cwd=REPO, capture_output=True, text=True, preexec_fn=_limit_file_size)
+    assert r.returncode == 0, r.stderr
+    assert "(torch): accuracy" in r.stdout and not (tmp_path / "model.onnx").exists()
