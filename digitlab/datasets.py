@@ -10,6 +10,7 @@ cached file whose hash no longer matches is removed and fetched again.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -83,6 +84,13 @@ def data_root(data_dir: str | Path | None = None) -> Path:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_file_ok(path: str, size: int, mtime_ns: int, sha: str) -> bool:
+    """Hash a cached file once per process and per (size, mtime): a lab's many runs load the same four files, and
+    a file that changes on disk gets a new key and is hashed again."""
+    return _sha256(Path(path).read_bytes()) == sha
 
 
 def _maybe_gunzip(data: bytes) -> bytes:
@@ -164,7 +172,8 @@ def fetch(dataset: str, data_dir: str | Path | None = None, verbose: bool = True
     for name, sha in spec.sha256.items():
         path = folder / name
         if path.is_file():
-            if _sha256(path.read_bytes()) == sha:
+            stat = path.stat()
+            if _cached_file_ok(str(path), stat.st_size, stat.st_mtime_ns, sha):
                 continue
             if verbose:
                 print(f"digitlab: cached {path} is corrupted (hash mismatch); fetching it again")
