@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from .config import RunConfig, override
+from .config import RECIPE_NAMES, RunConfig, override, recipe
 from .errors import DigitlabError
 
 
@@ -21,24 +21,32 @@ def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") ->
     p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
 
 
-def add_train_flags(p: argparse.ArgumentParser, d: RunConfig) -> None:
-    p.add_argument("--epochs", type=int, default=d.train.epochs)
-    p.add_argument("--batch-size", type=int, default=d.train.batch_size)
-    p.add_argument("--lr", type=float, default=d.train.lr, help="peak learning rate")
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default=d.train.optimizer)
-    p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"], default=d.train.schedule)
-    p.add_argument("--weight-decay", type=float, default=d.train.weight_decay)
-    p.add_argument("--label-smoothing", type=float, default=d.train.label_smoothing)
-    p.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability; 0 turns it off")
-    p.add_argument("--no-bn", action="store_true", help="turn batch normalisation off")
-    p.add_argument("--no-augment", action="store_true", help="turn data augmentation off")
-    p.add_argument("--val-size", type=int, default=d.data.val_size)
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """Flags default to None: the recipe's value stands unless a flag is given."""
+    p.add_argument("--recipe", choices=RECIPE_NAMES, default="reference",
+                   help="starting settings: reference (the seed's CNN and training), fast (time to accuracy on a "
+                        "CPU), best (single-model accuracy); the flags below change single fields")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--arch", choices=["reference", "compact"])
+    p.add_argument("--width", type=int, help="compact model: channels of the first convolution")
+    p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
+    p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
+    p.add_argument("--val-size", type=int)
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
-    p.add_argument("--seed", type=int, default=d.train.seed)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
     p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                    help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)")
+    p.add_argument("--trace-test", action="store_true", default=None,
+                   help="benchmarks: record the test accuracy of the validation-chosen model after each epoch")
     add_data_flags(p)
 
 
@@ -63,18 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("answers")
 
     d = RunConfig()
-    train = sub.add_parser("train", help="train a model into a run folder",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_train_flags(train, d)
+    train = sub.add_parser("train", help="train a model into a run folder")
+    add_train_flags(train)
     train.add_argument("--out", help="run folder (default: runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where its checkpoint stopped")
 
-    ensemble = sub.add_parser("ensemble", help="train K members with different seeds and average them",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ensemble.add_argument("--members", type=int, default=5)
-    ensemble.add_argument("--tta", action="store_true", help="also average over fixed one-pixel shifts")
+    ensemble = sub.add_parser("ensemble", help="train K members with different seeds and average them")
+    ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
+    ensemble.add_argument("--tta", action="store_true", help="predict and serve average over fixed one-pixel shifts "
+                                                             "too (both are always measured)")
+    ensemble.add_argument("--jobs", type=int, default=1, help="members trained at a time, each in its own process "
+                                                              "(default: 1)")
     ensemble.add_argument("--out", default="runs/ensemble", help="ensemble folder (re-running reuses members)")
-    add_train_flags(ensemble, d)
+    add_train_flags(ensemble)
 
     evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
     evaluate.add_argument("run", metavar="RUN_DIR")
@@ -129,19 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="Keras-style model summary")
     summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
-    summary.add_argument("--dropout", type=float, default=d.model.dropout)
-    summary.add_argument("--no-bn", action="store_true")
+    summary.add_argument("--recipe", choices=RECIPE_NAMES, default="reference")
+    summary.add_argument("--arch", choices=["reference", "compact"])
+    summary.add_argument("--width", type=int)
+    summary.add_argument("--dropout", type=float)
+    summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
     return parser
 
 
 def train_config(args: argparse.Namespace) -> RunConfig:
-    return override(RunConfig(), {
+    return override(recipe(args.recipe), {
         "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
         "train.optimizer": args.optimizer, "train.schedule": args.schedule, "train.weight_decay": args.weight_decay,
         "train.label_smoothing": args.label_smoothing, "train.seed": args.seed, "train.device": args.device,
         "train.threads": args.threads, "train.checkpoint_every": args.checkpoint_every,
-        "model.dropout": args.dropout, "model.batch_norm": not args.no_bn,
-        "augment.enabled": not args.no_augment, "data.val_size": args.val_size, "data.train_size": args.train_size,
+        "train.trace_test": args.trace_test, "model.arch": args.arch, "model.width": args.width,
+        "model.dropout": args.dropout, "model.batch_norm": args.bn,
+        "augment.enabled": args.augment, "data.val_size": args.val_size, "data.train_size": args.train_size,
         "data.source": args.data, "data.data_dir": args.data_dir,
     })
 
@@ -192,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         train(train_config(args), out=args.out, resume=args.resume)
     elif args.command == "ensemble":
         from .ensemble import train_ensemble
-        train_ensemble(train_config(args), args.members, args.out, args.tta)
+        train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs)
     elif args.command == "evaluate":
         from .evaluate import evaluate_run
         result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine)
@@ -225,8 +238,9 @@ def run(args: argparse.Namespace) -> int:
             from .evaluate import model_path
             model = load_checkpoint(model_path(args.run))[0]
         else:
-            model = build_model(override(RunConfig(), {"model.dropout": args.dropout,
-                                                       "model.batch_norm": not args.no_bn}).model)
+            model = build_model(override(recipe(args.recipe), {
+                "model.arch": args.arch, "model.width": args.width, "model.dropout": args.dropout,
+                "model.batch_norm": args.bn}).model)
         print(summary(model))
     return 0
 

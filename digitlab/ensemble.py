@@ -4,7 +4,8 @@ optional test-time augmentation (the average over fixed one-pixel shifts, augmen
 An ensemble folder holds `ensemble.json` (members, TTA switch, metrics) and one ordinary run folder per member, so
 each member can be evaluated, reported or resumed on its own; `digitlab evaluate` and `predict` accept the folder.
 Members share the validation split (data.split_seed), so the ensemble's validation accuracy is measured on images no
-member trained on; the test set is evaluated once, at the end. Members train one after another on the one device.
+member trained on; the test set is evaluated once, at the end. Members train one after another, or `jobs` at a time
+in worker processes (CPU cores shared out, or one CUDA device each).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import tta_views
+from .augment import TTA_SHIFTS, tta_views
 from .config import RunConfig, override
 from .data import load_test, load_train_val
 from .errors import DigitlabError
@@ -35,25 +36,64 @@ def member_config(base: RunConfig, index: int) -> RunConfig:
     return override(base, {"train.seed": base.train.seed + index, "data.split_seed": split_seed})
 
 
-def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = False, log=print) -> dict:
-    """Train (or reuse, or resume) each member, then measure members and the ensemble."""
+def train_member(config: RunConfig, run_dir: Path) -> None:
+    """Train one member, or resume it where its checkpoint stopped."""
+    resume = (run_dir / "last.safetensors").is_file()
+    train(config, out=None if resume else run_dir, resume=run_dir if resume else None, log=lambda *_: None)
+
+
+def train_member_in_worker(config: RunConfig, run_dir: Path, device_index: int | None) -> str | None:
+    """`train_member` in a worker process: an input problem comes back as its message (what the user needs)."""
+    try:
+        if device_index is not None:
+            torch.cuda.set_device(device_index)
+        train_member(config, run_dir)
+        return None
+    except DigitlabError as e:  # Interrupted included: its message says how to resume
+        return f"{run_dir.name}: {e}"
+
+
+def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = False, jobs: int = 1,
+                   log=print) -> dict:
+    """Train (or reuse, or resume) each member, `jobs` at a time, then measure members and the ensemble.
+
+    With jobs > 1 each member trains in its own process: on a CPU the cores are shared out (threads = cores / jobs),
+    with several CUDA devices member i uses device i mod count."""
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
+    if jobs < 1:
+        raise DigitlabError(f"--jobs {jobs} must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names, trained = [], False
-    for index in range(members):
-        config, run_dir = member_config(base, index), out / f"member-{index}"
-        names.append(run_dir.name)
-        log(f"[member {index + 1}/{members}] seed {config.train.seed}")
-        if (run_dir / "metrics.json").is_file():
-            log(f"  reusing {run_dir}")
-        elif (run_dir / "last.safetensors").is_file():
-            train(config, resume=run_dir, log=lambda *_: None)
-            trained = True
-        else:
-            train(config, out=run_dir, log=lambda *_: None)
-            trained = True
+    configs = [member_config(base, index) for index in range(members)]
+    names = [f"member-{index}" for index in range(members)]
+    todo = [i for i in range(members) if not (out / names[i] / "metrics.json").is_file()]
+    for i in set(range(members)) - set(todo):
+        log(f"[member {i + 1}/{members}] reusing {out / names[i]}")
+    trained = bool(todo)
+    if jobs == 1:
+        for i in todo:
+            log(f"[member {i + 1}/{members}] seed {configs[i].train.seed}: training")
+            train_member(configs[i], out / names[i])
+    elif todo:
+        import concurrent.futures
+        import multiprocessing
+        import os
+        cuda_count = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
+        threads = base.train.threads or max(1, (os.cpu_count() or 1) // jobs)
+        log(f"training {len(todo)} members, {jobs} at a time in separate processes"
+            + (f" over {cuda_count} CUDA devices" if cuda_count > 1 else f", {threads} CPU threads each"))
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {pool.submit(train_member_in_worker, override(configs[i], {"train.threads": threads}),
+                                   out / names[i], i % cuda_count if cuda_count > 1 else None): i for i in todo}
+            errors = []
+            for future in concurrent.futures.as_completed(futures):
+                i, error = futures[future], future.result()
+                log(f"[member {i + 1}/{members}] " + (f"failed: {error}" if error else "done"))
+                errors += [error] if error else []
+            if errors:
+                raise DigitlabError("\n".join(errors))
     manifest = {"members": names, "tta": tta}
     previous = read_manifest(out) if (out / MANIFEST).is_file() else {}
     if not trained and {k: previous.get(k) for k in manifest} == manifest and "metrics" in previous:
@@ -65,9 +105,11 @@ def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = F
     with atomic_write(out / MANIFEST, "w") as f:
         json.dump({**manifest, "metrics": result}, f, indent=2)
     for m in result["members"]:
-        log(f"  {m['name']}: validation {m['val_accuracy']:.2%}, test {m['test_accuracy']:.2%}")
-    log(f"ensemble of {members}{' with TTA' if tta else ''}: validation {result['val_accuracy']:.2%}, "
-        f"test {result['test_accuracy']:.2%}\nensemble saved in {out}")
+        log(f"  {m['name']}: validation {m['val_accuracy']:.2%}, test {m['test_accuracy']:.2%} "
+            f"(with TTA: {m['val_accuracy_tta']:.2%}, {m['test_accuracy_tta']:.2%})")
+    log(f"ensemble of {members}: validation {result['val_accuracy']:.2%}, test {result['test_accuracy']:.2%}; "
+        f"with TTA: {result['val_accuracy_tta']:.2%}, {result['test_accuracy_tta']:.2%}"
+        f"{' (TTA is on for predict and serve)' if tta else ''}\nensemble saved in {out}")
     return result
 
 
@@ -102,20 +144,40 @@ class EnsembleEngine:
 
 
 def measure(folder: Path, config: RunConfig) -> dict:
-    """Each member's and the ensemble's validation and test accuracy (torch engine, exact)."""
+    """Each member's and the ensemble's validation and test accuracy, without and with TTA (torch engine, exact).
+    `val_accuracy`/`test_accuracy` are the figures for the manifest's own TTA switch."""
     ensemble = EnsembleEngine(folder, engine="torch")
     _, val = load_train_val(config.data, config.train.seed)
-    test = load_test(config.data)
-    result = {"members": []}
-    for name, member in zip(read_manifest(folder)["members"], ensemble.members):
-        result["members"].append({"name": name, **{f"{split}_accuracy": accuracy(member, data) for split, data in
-                                                   (("val", val), ("test", test))}})
-    result["val_accuracy"], result["test_accuracy"] = accuracy(ensemble, val), accuracy(ensemble, test)
+    splits = {"val": val, "test": load_test(config.data)}
+    names = read_manifest(folder)["members"]
+    # probabilities[split][member][view]: each computed once, then averaged in every combination reported
+    probabilities = {split: [[view_probabilities(member, digits, view) for view in range(len(TTA_SHIFTS))]
+                             for member in ensemble.members] for split, digits in splits.items()}
+    result = {"members": [{"name": name} for name in names]}
+    for split, digits in splits.items():
+        for tta, suffix in ((False, ""), (True, "_tta")):
+            def averaged(members, tta=tta, split=split):
+                return average([p if tta else p[:1] for p in members])
+            for index, row in enumerate(result["members"]):
+                row[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split][index:index + 1]), digits)
+            result[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split]), digits)
+    chosen = "_tta" if ensemble.tta else ""
+    result["val_accuracy"], result["test_accuracy"] = result[f"val_accuracy{chosen}"], result[f"test_accuracy{chosen}"]
     return result
 
 
-def accuracy(engine, digits) -> float:
+def view_probabilities(member, digits, view: int) -> np.ndarray | None:
     if digits is None or len(digits) == 0:
+        return None
+    return np.asarray(member.predict_proba(tta_views(digits.images)[view]), dtype=np.float32)
+
+
+def average(nested: list[list[np.ndarray | None]]) -> np.ndarray | None:
+    flat = [p for views in nested for p in views]
+    return None if flat[0] is None else sum(flat) / len(flat)
+
+
+def accuracy(probabilities: np.ndarray | None, digits) -> float:
+    if probabilities is None:
         return float("nan")
-    probabilities = torch.from_numpy(np.asarray(engine.predict_proba(digits.images), dtype=np.float32))
-    return metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)["accuracy"]
+    return metrics_from_logits(torch.from_numpy(probabilities).clamp_min(1e-12).log(), digits.labels)["accuracy"]

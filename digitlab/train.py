@@ -158,6 +158,7 @@ class StopOnSigint:
 def train(config: RunConfig, out: str | Path | None = None, resume: str | Path | None = None,
           log=print) -> dict:
     """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics."""
+    started = time.perf_counter()  # elapsed_s in the history counts from here: data loading included
     history: list[dict] = []
     progress_state: dict = {}  # where an interrupted epoch stopped: step, sums and random generator states
     if resume is not None:
@@ -193,6 +194,10 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
     steps_per_epoch = math.ceil(len(images) / tc.batch_size)
     total_steps = steps_per_epoch * tc.epochs
     best = max(history, key=lambda h: (h["val_accuracy"], -h["val_loss"]), default=None)
+    test_set = load_test(config.data) if tc.trace_test else None
+    traced_seconds = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
+    # a resumed run continues the clock where the checkpoint stopped
+    started -= history[-1].get("elapsed_s", 0.0) if history else 0.0
 
     def save_last(epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
         meta = {"epoch": epochs_done, "history": history, **({"in_epoch": in_epoch} if in_epoch else {})}
@@ -265,6 +270,12 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
                     (record["val_accuracy"], -record["val_loss"]) > (best["val_accuracy"], -best["val_loss"]):
                 best = record
                 save_checkpoint(run_dir / "model.safetensors", model, config, {"epoch": epoch, "selected_by": "val"})
+            record["elapsed_s"] = time.perf_counter() - started - traced_seconds
+            if test_set is not None:  # observed only: the choice above never sees the test set
+                trace_start = time.perf_counter()
+                record["selected_test_accuracy"] = evaluate(model, test_set)["accuracy"] if best is record \
+                    else best["selected_test_accuracy"]
+                traced_seconds += time.perf_counter() - trace_start
             save_last(epoch)
             write_history(run_dir, history)
             if overfitting(history, tc.overfit_patience):
