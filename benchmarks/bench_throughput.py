@@ -1,28 +1,33 @@
-"""Training and inference throughput of the reference CNN, and how close training comes to the device's peak.
+"""Training and inference throughput of the reference CNN and of each recipe's model, against the device's peak
+and, with --peers, against the peer programs' results from the same session.
 
-Training: the real training step of digitlab.train (augmentation on the device, forward, loss, backward, Adam),
-images/s at batch 64 and 256 on MNIST training images, median of 3 timed passes of TIMED_STEPS steps after warm-up.
-Inference: images/s of the PyTorch and ONNX Runtime engines at batch 64 (CPU only for ONNX Runtime).
+Training: the real training step of digitlab.train (augmentation on the device, forward, loss, backward, optimizer),
+images/s at batch 64 and 256 on MNIST training images, median of 3 timed passes of TIMED_STEPS steps after warm-up;
+then each recipe's own model, batch size, augmentation switch and optimizer.
+Inference: images/s of PyTorch at batch 64 and 256 and of ONNX Runtime at batch 64 (the exported graph, BatchNorm
+folded; CPU only), over 10,000 images.
 Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 MFLOP per training image
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
 
-    python benchmarks/bench_throughput.py [--device cpu|cuda] [--compile]
+    python benchmarks/bench_throughput.py [--device cpu|cuda] [--compile] [--peers DIR_WITH_results_*.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from bench_reference import OUT, machine
 
 from digitlab.augment import augment_batch, make_generator
-from digitlab.config import AugmentConfig, ModelConfig
+from digitlab.config import RECIPE_NAMES, RunConfig, recipe
 from digitlab.datasets import load_split
 from digitlab.models import build_model
 
@@ -49,19 +54,21 @@ def matmul_peak(device, dtype) -> float:
     return 2 * n ** 3 * repeats / (time.perf_counter() - start)
 
 
-def train_rate(images, labels, batch: int, device, compiled: bool = False) -> float:
+def train_rate(images, labels, config: RunConfig, device, compiled: bool = False) -> float:
+    from digitlab.train import build_optimizer
     torch.manual_seed(0)
-    model = build_model(ModelConfig()).to(device, memory_format=torch.channels_last)
+    batch = config.train.batch_size
+    model = build_model(config.model).to(device, memory_format=torch.channels_last)
     forward = torch.compile(model) if compiled else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = build_optimizer(model, config.train)
     generator = make_generator(0, device)
-    config = AugmentConfig()
 
     def steps(count: int, offset: int):
         for i in range(count):
             index = torch.arange((offset + i) * batch, (offset + i + 1) * batch, device=device) % len(images)
-            x = augment_batch(images[index].float(), config, generator).contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(forward(x), labels[index])
+            x = augment_batch(images[index].float(), config.augment, generator)
+            x = x.contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(forward(x), labels[index], label_smoothing=config.train.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -77,8 +84,8 @@ def train_rate(images, labels, batch: int, device, compiled: bool = False) -> fl
 
 
 def inference_rates(images, device) -> dict:
-    from digitlab.export import WithSoftmax
-    model = build_model(ModelConfig()).to(device, memory_format=torch.channels_last).eval()
+    from digitlab.export import WithSoftmax, fold_batchnorm
+    model = build_model(RunConfig().model).to(device, memory_format=torch.channels_last).eval()
     x = images[:10_000].float().contiguous(memory_format=torch.channels_last)
     result = {}
     with torch.inference_mode():
@@ -101,7 +108,8 @@ def inference_rates(images, device) -> dict:
             from digitlab.export import OnnxEngine
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "m.onnx"
-                program = torch.onnx.export(WithSoftmax(model.to(memory_format=torch.contiguous_format)),
+                graph = WithSoftmax(fold_batchnorm(model.to(memory_format=torch.contiguous_format)))
+                program = torch.onnx.export(graph,
                                             (torch.zeros(2, 1, 28, 28),), input_names=["pixels"],
                                             dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True)
                 program.save(str(path))
@@ -121,6 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time training with torch.compile (batch 64)")
+    parser.add_argument("--peers", help="folder with the peers' results_keras.json / results_torch.json")
     args = parser.parse_args()
     device = torch.device(args.device)
     train_images, train_labels = load_split("mnist", "train")
@@ -130,14 +139,17 @@ def main() -> None:
               "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
               "peak_fp32_flops": matmul_peak(device, torch.float32),
               "peak_bf16_flops": matmul_peak(device, torch.bfloat16),
-              "train_images_per_s": {str(b): train_rate(images, labels, b, device) for b in (64, 256)},
+              "train_images_per_s": {str(b): train_rate(images, labels, with_batch(RunConfig(), b), device)
+                                     for b in (64, 256)},
+              "recipe_train_images_per_s": {name: train_rate(images, labels, recipe(name), device)
+                                            for name in RECIPE_NAMES if name != "reference"},
               "inference_images_per_s": inference_rates(images, device)}
     if args.compile:
-        result["train_images_per_s_compiled"] = {"64": train_rate(images, labels, 64, device, compiled=True)}
+        result["train_images_per_s_compiled"] = {
+            "64": train_rate(images, labels, with_batch(RunConfig(), 64), device, compiled=True)}
     for batch, rate in result["train_images_per_s"].items():
         result[f"train_b{batch}_share_of_fp32_peak"] = rate * FLOP_PER_TRAIN_IMAGE / result["peak_fp32_flops"]
     OUT.mkdir(exist_ok=True)
-    (OUT / f"bench_throughput_{device.type}.json").write_text(json.dumps(result, indent=2))
     print(f"device {result['device_name']}; matmul peak fp32 {result['peak_fp32_flops'] / 1e9:,.1f} GFLOP/s, "
           f"bf16 {result['peak_bf16_flops'] / 1e9:,.1f} GFLOP/s")
     for batch, rate in result["train_images_per_s"].items():
@@ -145,9 +157,41 @@ def main() -> None:
               f"({result[f'train_b{batch}_share_of_fp32_peak']:.0%} of the fp32 matmul peak)")
     for batch, rate in result.get("train_images_per_s_compiled", {}).items():
         print(f"train, batch {batch:>3}, torch.compile: {rate:>9,.0f} images/s")
+    for name, rate in result["recipe_train_images_per_s"].items():
+        c = recipe(name)
+        print(f"train, recipe {name} ({c.model.arch}, batch {c.train.batch_size}, augmentation "
+              f"{'on' if c.augment.enabled else 'off'}): {rate:>9,.0f} images/s")
     for name, rate in result["inference_images_per_s"].items():
         print(f"inference {name}: {rate:>9,.0f} images/s")
+    if args.peers:
+        result["peers"] = peer_ratios(Path(args.peers), result)
+        print("\n| peer | peer train img/s, batch 64 | digitlab / peer | peer inference img/s, batch 64 | "
+              "digitlab (ONNX Runtime) / peer |\n|---|---|---|---|---|")
+        for name, row in result["peers"].items():
+            print(f"| {name} | {row['train']:,.0f} | {row['train_ratio']:.2f}x | {row['inference']:,.0f} | "
+                  f"{row['inference_ratio']:.2f}x |")
+    (OUT / f"bench_throughput_{device.type}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
+
+
+def with_batch(config: RunConfig, batch: int) -> RunConfig:
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch))
+
+
+def peer_ratios(folder: Path, result: dict) -> dict:
+    """The peers' steady training rate (epochs 2-3, after warm-up) and warm inference rate at batch 64, and
+    digitlab's ratio to each."""
+    ours_train = result["train_images_per_s"]["64"]
+    ours_inference = result["inference_images_per_s"].get("onnx_b64", result["inference_images_per_s"]["torch_b64"])
+    rows = {}
+    for path in sorted(folder.glob("results_*.json")):
+        peer = json.loads(path.read_text())
+        train = statistics.median(e["img_per_s_after_warmup"] for e in peer["epochs"])
+        inference = peer["inference"]["bs64"]["img_per_s"]
+        rows[path.stem.removeprefix("results_")] = {
+            "train": train, "train_ratio": ours_train / train,
+            "inference": inference, "inference_ratio": ours_inference / inference}
+    return rows
 
 
 if __name__ == "__main__":

@@ -2,7 +2,13 @@
 
 The exported graph takes raw pixels — float32 (N, 1, 28, 28), values 0..255 — with a dynamic batch dimension, and
 returns `probabilities` (N, 10): the normalisation and the softmax are inside it, so callers do no preprocessing.
-`export_onnx` checks the file with the onnx checker and compares its outputs with PyTorch's on the run's test set.
+Before export, BatchNorm layers and the input normalisation are folded into the following convolution or linear
+layer (`fold_batchnorm`: exact algebra, 5-10 % faster in ONNX Runtime). `export_onnx` checks the file with the onnx
+checker and compares its outputs with the unfolded PyTorch model's on the run's test set.
+
+int8 was measured and left out: ONNX Runtime's static int8 quantisation (QDQ or QOperator, per-channel weights,
+2,000 calibration images) ran the reference CNN 10-15 % *slower* than fp32 on an AVX2 CPU without VNNI, and cost
+0.04-0.12 points of test accuracy.
 
 An engine turns uint8 images (N, 1, 28, 28) into probabilities. ONNX Runtime runs this small CNN about twice as fast
 as PyTorch on a 2-core CPU at batch 1 to 256 (benchmarks/bench_inference.py), but slower on one huge batch, so it is
@@ -25,6 +31,7 @@ from .checkpoint import load_checkpoint
 from .errors import DataError, DigitlabError
 from .evaluate import model_path, predict_logits
 from .formats import atomic_write
+from .models import Normalize
 
 CHUNK = 256  # images per engine call: larger batches spill the CPU caches (see module docstring)
 
@@ -38,6 +45,64 @@ def quiet_logger(name: str):
         yield
     finally:
         logger.setLevel(level)
+
+
+def leaf_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model as the chain of layers its forward runs (both architectures are plain chains)."""
+    return [m for m in model.modules() if not list(m.children())]
+
+
+def affine_of(layer) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift) per channel when `layer` is an eval-mode per-channel affine map: BatchNorm or Normalize."""
+    if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+        scale = layer.weight / torch.sqrt(layer.running_var + layer.eps)
+        return scale, layer.bias - layer.running_mean * scale
+    if isinstance(layer, Normalize):
+        return 1 / layer.std.reshape(1), -layer.mean.reshape(1) / layer.std
+    return None
+
+
+@torch.no_grad()
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Sequential:
+    """An inference copy of `model` with every BatchNorm (and the input normalisation) folded into the convolution or
+    linear layer that follows it, when nothing but Dropout/Identity lies between and the convolution has no padding.
+
+    For y = a * x + c per input channel, W * y + b = (W a) * x + (b + sum W c): exact in real arithmetic, it saves
+    one pass over the activations per folded layer. Zero padding would break it (padded zeros are not a*0 + c), so
+    padded convolutions keep their BatchNorm; so do BatchNorms followed by ReLU or pooling (the compact model's)."""
+    import copy
+    layers = [copy.deepcopy(m) for m in leaf_layers(model.eval())]
+    out, pending = [], None  # pending: (scale, shift) waiting for the next conv/linear
+    for layer in layers:
+        if isinstance(layer, (torch.nn.Dropout, torch.nn.Identity)):
+            continue
+        affine = affine_of(layer)
+        if affine is not None and pending is None:
+            pending = affine
+            held = layer
+            continue
+        linear = isinstance(layer, torch.nn.Linear)
+        conv = isinstance(layer, torch.nn.Conv2d) and all(p == 0 for p in layer.padding)
+        if pending is not None and (linear or (conv and layer.padding_mode == "zeros")):
+            scale, shift = pending
+            shape = (1, -1) if linear else (1, -1, 1, 1)
+            weight = layer.weight * scale.reshape(shape)
+            bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels if conv else
+                                                                         layer.out_features)
+            summed = layer.weight.sum(dim=(2, 3)) if conv else layer.weight  # (out, in)
+            layer.bias = torch.nn.Parameter(bias + summed @ shift.expand(summed.shape[1]))
+            layer.weight.copy_(weight)  # last: for a linear layer `summed` is this very tensor
+            pending = None
+        elif pending is not None:  # not foldable: keep the affine layer where it was
+            out.append(held)
+            pending = None
+            if affine is not None:
+                pending, held = affine, layer
+                continue
+        out.append(layer)
+    if pending is not None:
+        out.append(held)
+    return torch.nn.Sequential(*out).eval()
 
 
 class WithSoftmax(torch.nn.Module):
@@ -68,7 +133,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, verify: bool = T
     source = model_path(run)
     out = Path(out) if out else source.with_suffix(".onnx")
     model, config, info, _ = load_checkpoint(source)
-    graph = WithSoftmax(model.to(memory_format=torch.contiguous_format)).eval()
+    graph = WithSoftmax(fold_batchnorm(model.to(memory_format=torch.contiguous_format))).eval()
     example = torch.zeros(2, 1, 28, 28)
     # The exporter prints progress, logs about optional torchvision ops and warns about internals: keep it quiet.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), quiet_logger("torch.onnx"):

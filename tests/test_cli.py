@@ -122,3 +122,17 @@ def test_kaggle_flow_offline(trained_run, tmp_path, data_dir):
 def test_data_fetch_reports_the_verified_cache(data_dir):
     r = run_cli("data", "fetch", "mnist", "--data-dir", str(data_dir))
     assert r.returncode == 0 and "verified" not in r.stdout and "mnist ready in" in r.stdout
+
+
+def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
+    run = tmp_path / "fast"
+    r = run_cli("train", "--recipe", "fast", "--epochs", "1", "--train-size", "1000", "--val-size", "200",
+                "--augment", "--out", str(run), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "Model: CompactCNN" in r.stdout
+    config = json.loads((run / "config.json").read_text())["config"]
+    assert config["recipe"] == "fast" and config["model"]["arch"] == "compact"
+    assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 256  # flag, recipe
+    assert config["augment"]["enabled"] is True  # --augment turned on what the fast recipe turns off
+    r = run_cli("summary", "--recipe", "best")
+    assert "Model: ReferenceCNN" in r.stdout

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from digitlab.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from digitlab.config import AugmentConfig, RunConfig, TrainConfig, from_dict, override, to_dict
+from digitlab.config import RECIPE_NAMES, AugmentConfig, RunConfig, TrainConfig, from_dict, override, recipe, to_dict
 from digitlab.errors import DataError, DigitlabError
 from digitlab.models import build_model
 
@@ -29,6 +29,24 @@ def test_config_round_trip_and_validation():
         AugmentConfig(shear_rad=2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.epochs = 5  # type: ignore[misc]
+
+
+def test_recipes_are_valid_named_configs():
+    assert recipe("reference") == RunConfig()
+    for name in RECIPE_NAMES:
+        config = recipe(name)
+        assert config.recipe == name and from_dict(RunConfig, to_dict(config)) == config
+    fast = recipe("fast")
+    assert fast.model.arch == "compact" and not fast.augment.enabled
+    assert override(fast, {"train.epochs": 9}).recipe == "fast"  # flags change fields, the name stays
+    with pytest.raises(DigitlabError, match="recipe 'turbo'"):
+        recipe("turbo")
+    with pytest.raises(DigitlabError, match="recipe"):
+        from_dict(RunConfig, {"recipe": "turbo"})
+    # configs written before recipes existed still load, as the reference recipe
+    old = to_dict(RunConfig())
+    del old["recipe"], old["model"]["width"]
+    assert from_dict(RunConfig, old) == RunConfig()
 
 
 def test_checkpoint_round_trip(tmp_path):

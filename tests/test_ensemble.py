@@ -31,7 +31,7 @@ def ensemble_dir(tmp_path_factory, data_dir):
     r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300",
                 "--epochs", "3", "--batch-size", "64", "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
-    assert "ensemble of 2 with TTA" in r.stdout
+    assert "ensemble of 2: validation" in r.stdout and "TTA is on for predict and serve" in r.stdout
     return out
 
 
@@ -41,6 +41,10 @@ def test_members_share_the_split_and_differ_in_seed(ensemble_dir):
     assert configs[0]["data"]["split_seed"] == configs[1]["data"]["split_seed"] == 0
     metrics = json.loads((ensemble_dir / "ensemble.json").read_text())["metrics"]
     assert len(metrics["members"]) == 2 and 0.5 < metrics["test_accuracy"] <= 1
+    for row in [metrics, *metrics["members"]]:  # both ways measured whatever the switch
+        assert all(0.5 < row[f"{s}_accuracy{t}"] <= 1 for s in ("val", "test") for t in ("", "_tta"))
+    member_metrics = json.loads((ensemble_dir / "member-0" / "metrics.json").read_text())
+    assert metrics["members"][0]["test_accuracy"] == pytest.approx(member_metrics["test"]["accuracy"], abs=1e-6)
 
 
 def test_ensemble_averages_member_probabilities_over_views(ensemble_dir, mnist_dir):
@@ -66,3 +70,24 @@ def test_rerun_reuses_members(ensemble_dir, data_dir):
     r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300",
                 "--epochs", "3", "--batch-size", "64", "--out", str(ensemble_dir), "--data-dir", str(data_dir))
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
+
+
+def test_members_train_in_parallel_worker_processes(tmp_path, data_dir):
+    out = tmp_path / "parallel"
+    args = ["--recipe", "fast", "--members", "2", "--train-size", "600", "--val-size", "200", "--epochs", "1",
+            "--out", str(out), "--data-dir", str(data_dir)]
+    r = run_cli("ensemble", "--jobs", "2", *args)
+    assert r.returncode == 0, r.stderr
+    assert "2 at a time in separate processes, 1 CPU threads each" in r.stdout
+    configs = [json.loads((out / f"member-{i}" / "config.json").read_text())["config"] for i in (0, 1)]
+    assert [c["train"]["threads"] for c in configs] == [1, 1] and [c["recipe"] for c in configs] == ["fast"] * 2
+    # the same members trained one after another in this process give the same weights: the seeds decide, not
+    # the process (one thread each, so the float sums run in the same order)
+    serial = tmp_path / "serial"
+    r = run_cli("ensemble", "--threads", "1", *args[:-4], "--out", str(serial), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    from digitlab.checkpoint import read_checkpoint
+    for i in (0, 1):
+        a = read_checkpoint(out / f"member-{i}" / "model.safetensors")[0]
+        b = read_checkpoint(serial / f"member-{i}" / "model.safetensors")[0]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

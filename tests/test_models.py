@@ -1,4 +1,4 @@
-"""The reference CNN: every switch combination through forward, parameter counts, the summary."""
+"""The models: every architecture and switch combination through forward, parameter counts, the summary."""
 
 from __future__ import annotations
 
@@ -11,17 +11,21 @@ import torch.nn as nn
 from digitlab.config import ModelConfig
 from digitlab.models import build_model, summary
 
+ARCHS = [("reference", 16), ("compact", 16), ("compact", 8), ("compact", 32)]
 
-@pytest.mark.parametrize("batch_norm, dropout", list(itertools.product([True, False], [0.0, 0.25, 0.5])))
-def test_every_switch_combination_runs_forward_and_backward(batch_norm, dropout):
-    model = build_model(ModelConfig(batch_norm=batch_norm, dropout=dropout))
+
+@pytest.mark.parametrize("arch, width, batch_norm, dropout",
+                         [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5])])
+def test_every_switch_combination_runs_forward_and_backward(arch, width, batch_norm, dropout):
+    model = build_model(ModelConfig(arch=arch, width=width, batch_norm=batch_norm, dropout=dropout))
     x = torch.randint(0, 256, (4, 1, 28, 28)).float()
     out = model(x)
     assert out.shape == (4, 10)
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     kinds = {type(m) for m in model.modules()}
-    assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == batch_norm
+    assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == \
+        (batch_norm and arch == "reference")
     assert (nn.Dropout in kinds) == (dropout > 0)
     model.eval()
     assert torch.equal(model(x), model(x))  # eval mode is deterministic whatever the switches
@@ -38,6 +42,15 @@ def test_parameter_counts_match_the_seed_with_channel_batchnorm():
     assert "Total params: 594,922" in plain and "Non-trainable params: 0" in plain
 
 
+def test_compact_model_shapes_and_size():
+    text = summary(build_model(ModelConfig(arch="compact", width=16, dropout=0)))
+    assert "Total params: 29,658" in text and "Non-trainable params: 224" in text
+    assert "(None, 16, 12, 12)" in text and "(None, 64, 3, 3)" in text and "(None, 576)" in text
+    # without BN the convolutions carry their own bias again
+    plain = build_model(ModelConfig(arch="compact", width=16, batch_norm=False))
+    assert all(m.bias is not None for m in plain.modules() if isinstance(m, nn.Conv2d))
+
+
 def test_input_is_raw_pixels():
     model = build_model(ModelConfig()).eval()
     assert model.normalize.mean.item() == pytest.approx(33.318)
@@ -47,6 +60,32 @@ def test_input_is_raw_pixels():
 
 def test_bad_configs_are_rejected():
     from digitlab.errors import DigitlabError
-    for kwargs in ({"dropout": 1.0}, {"dropout": -0.1}, {"arch": "resnet"}, {"num_classes": 1}):
+    for kwargs in ({"dropout": 1.0}, {"dropout": -0.1}, {"arch": "resnet"}, {"num_classes": 1}, {"width": 0}):
         with pytest.raises(DigitlabError):
             ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("arch, width, batch_norm, dropout",
+                         [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.5])])
+def test_folding_batchnorm_for_inference_is_exact(arch, width, batch_norm, dropout):
+    from digitlab.export import fold_batchnorm
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch=arch, width=width, batch_norm=batch_norm, dropout=dropout))
+    for m in model.modules():  # trained-looking statistics, so folding has something to get wrong
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    model.normalize.mean.fill_(33.3)
+    model.normalize.std.fill_(78.6)
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.randint(0, 256, (8, 1, 28, 28)).float()
+    with torch.no_grad():
+        expected, got = model(x), folded(x)
+    assert torch.allclose(got, expected, atol=1e-4 * expected.abs().max().item()), (got - expected).abs().max()
+    kinds = [type(m) for m in folded]
+    if arch == "reference":  # every BN there precedes an unpadded conv or a linear layer: all fold away
+        assert not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
+    assert nn.Dropout not in kinds and model.training is False

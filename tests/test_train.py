@@ -65,3 +65,17 @@ def test_overfitting_warning_logic():
     assert overfitting(rising, patience=3)
     assert not overfitting(rising[:4], patience=3)
     assert not overfitting([h(1, 0.5), h(0.9, 0.4), h(0.8, 0.3), h(0.7, 0.2), h(0.6, 0.1)], patience=3)
+
+
+def test_trace_test_observes_the_test_set_and_chooses_nothing(tmp_path, data_dir):
+    config = override(small_config(data_dir), {"model.arch": "compact", "train.batch_size": 128})
+    plain = train(config, out=tmp_path / "plain", log=lambda *_: None)
+    traced = train(override(config, {"train.trace_test": True}), out=tmp_path / "traced", log=lambda *_: None)
+    history = json.loads((tmp_path / "traced" / "history.json").read_text())
+    assert all(0.5 < h["selected_test_accuracy"] <= 1 for h in history)
+    assert all(a["elapsed_s"] < b["elapsed_s"] for a, b in zip(history, history[1:]))
+    # the selected model's trace ends at the test accuracy finish() reports; the chosen weights are the same
+    assert history[plain["best_epoch"] - 1]["selected_test_accuracy"] == traced["test"]["accuracy"]
+    assert traced["best_epoch"] == plain["best_epoch"] and traced["test"] == plain["test"]
+    a, b = (load_checkpoint(tmp_path / r / "model.safetensors")[0].state_dict() for r in ("plain", "traced"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
