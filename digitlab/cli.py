@@ -80,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
     ensemble.add_argument("--tta", action="store_true", help="predict and serve average over fixed one-pixel shifts "
                                                              "too (both are always measured)")
-    ensemble.add_argument("--jobs", type=int, default=1, help="members trained at a time, each in its own process "
-                                                              "(default: 1)")
+    ensemble.add_argument("--jobs", type=int, help="members trained at a time, each in its own process (default: "
+                                                    "one per CUDA device when there are several, else 1)")
     ensemble.add_argument("--out", default="runs/ensemble", help="ensemble folder (re-running reuses members)")
     add_train_flags(ensemble)
 

@@ -53,14 +53,19 @@ def train_member_in_worker(config: RunConfig, run_dir: Path, device_index: int |
         return f"{run_dir.name}: {e}"
 
 
-def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = False, jobs: int = 1,
+def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = False, jobs: int | None = None,
                    log=print) -> dict:
     """Train (or reuse, or resume) each member, `jobs` at a time, then measure members and the ensemble.
 
     With jobs > 1 each member trains in its own process: on a CPU the cores are shared out (threads = cores / jobs),
-    with several CUDA devices member i uses device i mod count."""
+    with several CUDA devices member i uses device i mod count. jobs=None: one per CUDA device when there are
+    several, else 1 (on 2 CPU cores, two fast-recipe members took 42.9 s one after the other with 2 threads
+    and 42.5 s side by side with 1 thread each: no gain to default to)."""
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
+    if jobs is None:
+        gpus = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
+        jobs = gpus if gpus > 1 else 1
     if jobs < 1:
         raise DigitlabError(f"--jobs {jobs} must be >= 1")
     out = Path(out)

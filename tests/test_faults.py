@@ -19,7 +19,7 @@ from digitlab.checkpoint import load_checkpoint
 
 CLI = [sys.executable, "-m", "digitlab.cli", "train"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-VOLATILE = ("seconds", "images_per_s")  # wall-clock figures differ between any two runs
+VOLATILE = ("seconds", "images_per_s", "elapsed_s")  # wall-clock figures differ between any two runs
 
 
 def train_args(data_dir, out) -> list[str]:
