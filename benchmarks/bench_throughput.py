@@ -5,7 +5,7 @@ Training: the real training step of digitlab.train (augmentation on the device, 
 images/s at batch 64 and 256 on MNIST training images, median of 3 timed passes of TIMED_STEPS steps after warm-up;
 then each recipe's own model, batch size, augmentation switch and optimizer.
 Inference: images/s of PyTorch at batch 64 and 256 and of ONNX Runtime at batch 64 (the exported graph, BatchNorm
-folded; CPU only), over 10,000 images.
+folded; CPU only), over 10,000 images, for the reference CNN and the fast recipe's compact CNN.
 Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 MFLOP per training image
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
@@ -85,9 +85,9 @@ def train_rate(images, labels, config: RunConfig, device, compiled: bool = False
     return statistics.median(rates)
 
 
-def inference_rates(images, device) -> dict:
+def inference_rates(images, device, model_config=RunConfig().model) -> dict:
     from digitlab.export import WithSoftmax, fold_batchnorm
-    model = build_model(RunConfig().model).to(device, memory_format=torch.channels_last).eval()
+    model = build_model(model_config).to(device, memory_format=torch.channels_last).eval()
     x = images[:10_000].float().contiguous(memory_format=torch.channels_last)
     result = {}
     with torch.inference_mode():
@@ -145,7 +145,8 @@ def main() -> None:
                                      for b in (64, 256)},
               "recipe_train_images_per_s": {name: train_rate(images, labels, recipe(name), device)
                                             for name in RECIPE_NAMES if name != "reference"},
-              "inference_images_per_s": inference_rates(images, device)}
+              "inference_images_per_s": inference_rates(images, device),
+              "recipe_inference_images_per_s": {"fast": inference_rates(images, device, recipe("fast").model)}}
     if args.compile:
         result["train_images_per_s_compiled"] = {
             "64": train_rate(images, labels, with_batch(RunConfig(), 64), device, compiled=True)}
@@ -165,6 +166,9 @@ def main() -> None:
               f"{'on' if c.augment.enabled else 'off'}): {rate:>9,.0f} images/s")
     for name, rate in result["inference_images_per_s"].items():
         print(f"inference {name}: {rate:>9,.0f} images/s")
+    for name, rates in result["recipe_inference_images_per_s"].items():
+        print(f"inference, recipe {name} ({recipe(name).model.arch}): "
+              + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()) + " images/s")
     if args.peers:
         result["peers"] = peer_ratios(Path(args.peers), result)
         print("\n| peer | peer train img/s, batch 64 | digitlab / peer | peer inference img/s, batch 64 | "

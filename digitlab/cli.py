@@ -50,6 +50,18 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     add_data_flags(p)
 
 
+def recipe_epilog() -> str:
+    """The recipes' values, so that --help shows what a flag left out means."""
+    lines = ["recipe values (a flag changes one of them):"]
+    for name in RECIPE_NAMES:
+        c = recipe(name)
+        lines.append(f"  {name}: --arch {c.model.arch} --epochs {c.train.epochs} --batch-size {c.train.batch_size} "
+                     f"--optimizer {c.train.optimizer} --lr {c.train.lr:g} --weight-decay {c.train.weight_decay:g} "
+                     f"--label-smoothing {c.train.label_smoothing:g} --dropout {c.model.dropout:g} "
+                     f"--{'' if c.augment.enabled else 'no-'}augment")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="digitlab", description="Train, diagnose and ship handwritten-digit "
                                                                   "classifiers.")
@@ -71,12 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("answers")
 
     d = RunConfig()
-    train = sub.add_parser("train", help="train a model into a run folder")
+    train = sub.add_parser("train", help="train a model into a run folder", epilog=recipe_epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_flags(train)
     train.add_argument("--out", help="run folder (default: runs/<date-time>)")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where its checkpoint stopped")
 
-    ensemble = sub.add_parser("ensemble", help="train K members with different seeds and average them")
+    ensemble = sub.add_parser("ensemble", help="train K members with different seeds and average them",
+                              epilog=recipe_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
     ensemble.add_argument("--tta", action="store_true", help="predict and serve average over fixed one-pixel shifts "
                                                              "too (both are always measured)")

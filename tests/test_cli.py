@@ -136,3 +136,5 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
     assert config["augment"]["enabled"] is True  # --augment turned on what the fast recipe turns off
     r = run_cli("summary", "--recipe", "best")
     assert "Model: ReferenceCNN" in r.stdout
+    r = run_cli("train", "--help")  # what a flag left out means, per recipe
+    assert "fast: --arch compact --epochs 4 --batch-size 256" in r.stdout
