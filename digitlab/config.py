@@ -125,7 +125,7 @@ def recipe(name: str) -> RunConfig:
     if name == "fast":  # time to accuracy on a CPU
         return RunConfig(
             recipe="fast",
-            # 1.7 MFLOP per image instead of 20.4: ~7,000 vs ~1,300-1,600 training img/s (batch 256 vs 128)
+            # 1.7 MFLOP per image instead of 20.4: 7,000-13,000 vs 1,200-1,600 training img/s (batch 256 vs 128)
             model=ModelConfig(arch="compact", width=16, dropout=0.0),
             # augmentation costs ~30 % of a step for this small model and gave no accuracy at 4 epochs
             # (99.35 % test either way), so the fast recipe trains on the clean images
