@@ -63,9 +63,9 @@ def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = F
     and 42.5 s side by side with 1 thread each: no gain to default to)."""
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
+    cuda_count = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
     if jobs is None:
-        gpus = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
-        jobs = gpus if gpus > 1 else 1
+        jobs = cuda_count if cuda_count > 1 else 1
     if jobs < 1:
         raise DigitlabError(f"--jobs {jobs} must be >= 1")
     out = Path(out)
@@ -83,7 +83,6 @@ def train_ensemble(base: RunConfig, members: int, out: str | Path, tta: bool = F
         import concurrent.futures
         import multiprocessing
         import os
-        cuda_count = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
         threads = base.train.threads or max(1, (os.cpu_count() or 1) // jobs)
         log(f"training {len(todo)} members, {jobs} at a time in separate processes"
             + (f" over {cuda_count} CUDA devices" if cuda_count > 1 else f", {threads} CPU threads each"))
@@ -151,8 +150,10 @@ def measure(folder: Path, config: RunConfig) -> dict:
     splits = {"val": val, "test": load_test(config.data)}
     names = read_manifest(folder)["members"]
     # probabilities[split][member][view]: each computed once, then averaged in every combination reported
-    probabilities = {split: [[view_probabilities(member, digits, view) for view in range(len(TTA_SHIFTS))]
-                             for member in ensemble.members] for split, digits in splits.items()}
+    views = {split: tta_views(digits.images) if digits is not None and len(digits) else None
+             for split, digits in splits.items()}
+    probabilities = {split: [[view_probabilities(member, view) for view in (views[split] or [None] * len(TTA_SHIFTS))]
+                             for member in ensemble.members] for split in splits}
     result = {"members": [{"name": name} for name in names]}
     for split, digits in splits.items():
         for tta, suffix in ((False, ""), (True, "_tta")):
@@ -164,10 +165,8 @@ def measure(folder: Path, config: RunConfig) -> dict:
     return result
 
 
-def view_probabilities(member, digits, view: int) -> np.ndarray | None:
-    if digits is None or len(digits) == 0:
-        return None
-    return np.asarray(member.predict_proba(tta_views(digits.images)[view]), dtype=np.float32)
+def view_probabilities(member, view: torch.Tensor | None) -> np.ndarray | None:
+    return None if view is None else np.asarray(member.predict_proba(view), dtype=np.float32)
 
 
 def average(nested: list[list[np.ndarray | None]]) -> np.ndarray | None:
