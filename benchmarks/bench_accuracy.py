@@ -12,14 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-from bench_reference import OUT, digitlab, machine
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+from common import OUT, digitlab, machine, mean_std, write_result
 
 
 def main() -> None:
@@ -31,37 +26,64 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(args.out or OUT / f"{args.recipe}-ensemble")
     digitlab("data", "fetch")
-    seconds, _ = digitlab("ensemble", "--recipe", args.recipe, "--members", str(args.members), "--trace-test",
-                          "--tta", "--out", str(folder), *args.train_args.split())
+    seconds, _ = digitlab(
+        "ensemble",
+        "--recipe",
+        args.recipe,
+        "--members",
+        str(args.members),
+        "--trace-test",
+        "--tta",
+        "--out",
+        str(folder),
+        *args.train_args.split(),
+    )
     metrics = json.loads((folder / "ensemble.json").read_text())["metrics"]
     members = []
     for row in metrics["members"]:
         run = json.loads((folder / row["name"] / "metrics.json").read_text())
         history = json.loads((folder / row["name"] / "history.json").read_text())
-        members.append({**row, "best_epoch": run["best_epoch"], "train_seconds": run["train_seconds_total"],
-                        "wall_s": history[-1].get("elapsed_s")})
-    result = {"machine": machine(), "recipe": args.recipe, "command_wall_s": seconds, "members": members,
-              "ensemble": {k: v for k, v in metrics.items() if k != "members"}}
+        members.append(
+            {
+                **row,
+                "best_epoch": run["best_epoch"],
+                "train_seconds": run["train_seconds_total"],
+                "wall_s": history[-1].get("elapsed_s"),
+            }
+        )
+    result = {
+        "machine": machine(),
+        "recipe": args.recipe,
+        "command_wall_s": seconds,
+        "members": members,
+        "ensemble": {k: v for k, v in metrics.items() if k != "members"},
+    }
     for key in ("test_accuracy", "test_accuracy_tta", "val_accuracy", "val_accuracy_tta"):
         result[f"single_{key}_mean"], result[f"single_{key}_std"] = mean_std([m[key] for m in members])
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"bench_accuracy_{args.recipe}.json").write_text(json.dumps(result, indent=2))
+    write_result(f"bench_accuracy_{args.recipe}", result)
 
     print(f"machine: {result['machine']}\nrecipe {args.recipe}, {len(members)} seeds, ensemble in {folder}\n")
     print("| model | validation | test | validation, TTA | test, TTA | chosen epoch | training time |")
     print("|---|---|---|---|---|---|---|")
     for m in members:
         minutes = (m["wall_s"] or m["train_seconds"]) / 60
-        print(f"| {m['name']} | {m['val_accuracy']:.2%} | {m['test_accuracy']:.2%} | {m['val_accuracy_tta']:.2%} | "
-              f"{m['test_accuracy_tta']:.2%} | {m['best_epoch']} | {minutes:.1f} min |")
+        print(
+            f"| {m['name']} | {m['val_accuracy']:.2%} | {m['test_accuracy']:.2%} | {m['val_accuracy_tta']:.2%} | "
+            f"{m['test_accuracy_tta']:.2%} | {m['best_epoch']} | {minutes:.1f} min |"
+        )
 
     def pm(key):
         return f"{result[f'single_{key}_mean']:.2%} ± {result[f'single_{key}_std']:.2%}"
-    print(f"| single model, mean ± std | {pm('val_accuracy')} | {pm('test_accuracy')} | {pm('val_accuracy_tta')} | "
-          f"{pm('test_accuracy_tta')} | | |")
+
+    print(
+        f"| single model, mean ± std | {pm('val_accuracy')} | {pm('test_accuracy')} | {pm('val_accuracy_tta')} | "
+        f"{pm('test_accuracy_tta')} | | |"
+    )
     e = result["ensemble"]
-    print(f"| ensemble of {len(members)} | {e['val_accuracy']:.2%} | {e['test_accuracy']:.2%} | "
-          f"{e['val_accuracy_tta']:.2%} | {e['test_accuracy_tta']:.2%} | | |")
+    print(
+        f"| ensemble of {len(members)} | {e['val_accuracy']:.2%} | {e['test_accuracy']:.2%} | "
+        f"{e['val_accuracy_tta']:.2%} | {e['test_accuracy_tta']:.2%} | | |"
+    )
     print(json.dumps(result))
 
 

@@ -15,15 +15,16 @@ import time
 from pathlib import Path
 
 import torch
-from bench_reference import OUT, machine
+from common import OUT, machine, write_result
 
 from digitlab.datasets import load_split
-from digitlab.export import OnnxEngine, TorchEngine, export_onnx
+from digitlab.engines import OnnxEngine, TorchEngine
+from digitlab.export import export_onnx
 
 
 def rate(engine, images: torch.Tensor, batch: int, repeats: int = 5) -> float:
     count = min(len(images), 2000) if batch == 1 else len(images)
-    batches = [images[i: i + batch] for i in range(0, count, batch)]
+    batches = [images[i : i + batch] for i in range(0, count, batch)]
     for b in batches[:3]:
         engine.predict_proba(b)
     times = []
@@ -42,8 +43,7 @@ def main(run: str) -> None:
     result = {"machine": machine(), "run": run, "images_per_s": {}}
     for name, engine in engines.items():
         result["images_per_s"][name] = {str(b): rate(engine, images, b) for b in (1, 64, 10_000)}
-    OUT.mkdir(exist_ok=True)
-    (OUT / "bench_inference.json").write_text(json.dumps(result, indent=2))
+    write_result("bench_inference", result)
     print(f"{'batch':>8} {'torch img/s':>12} {'onnx img/s':>12} {'onnx/torch':>10}")
     for b in ("1", "64", "10000"):
         t, o = result["images_per_s"]["torch"][b], result["images_per_s"]["onnx"][b]

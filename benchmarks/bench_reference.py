@@ -15,34 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
-import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import torch
-
-OUT = Path(__file__).resolve().parent / "out"
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
-
-
-def digitlab(*args: str) -> tuple[float, str]:
-    start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "digitlab.cli", *args], capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(f"digitlab {' '.join(args)} failed:\n{r.stderr}")
-    return time.perf_counter() - start, r.stdout
+from common import OUT, digitlab, machine, write_result
 
 
 def main() -> None:
@@ -60,8 +37,16 @@ def main() -> None:
         result["train_wall_s"] = seconds
         result["train_args"] = args.train_args
     metrics = json.loads((run / "metrics.json").read_text())
-    result["train"] = {k: metrics[k] for k in ("best_epoch", "val_accuracy", "train_images_per_s_median",
-                                               "epoch_seconds_median", "train_seconds_total")}
+    result["train"] = {
+        k: metrics[k]
+        for k in (
+            "best_epoch",
+            "val_accuracy",
+            "train_images_per_s_median",
+            "epoch_seconds_median",
+            "train_seconds_total",
+        )
+    }
     result["test_accuracy"] = metrics["test"]["accuracy"]
     with tempfile.TemporaryDirectory() as tmp:
         digitlab("data", "kaggle-csv", "--out", tmp)
@@ -70,22 +55,30 @@ def main() -> None:
             wall, stdout = digitlab("predict", str(run), "--input", f"{tmp}/test.csv", "--out", f"{tmp}/sub.csv")
             walls.append(wall)
         _, score = digitlab("data", "score", f"{tmp}/sub.csv", f"{tmp}/answers.csv")
-    result["predict_28k"] = {"wall_s_median": sorted(walls)[1], "wall_s_all": walls, "last_run": stdout.strip(),
-                             "score": score.strip()}
-    OUT.mkdir(exist_ok=True)
-    (OUT / "bench_reference.json").write_text(json.dumps(result, indent=2))
+    result["predict_28k"] = {
+        "wall_s_median": sorted(walls)[1],
+        "wall_s_all": walls,
+        "last_run": stdout.strip(),
+        "score": score.strip(),
+    }
+    write_result("bench_reference", result)
 
     t = result["train"]
-    rows = [("machine", f"{result['machine']['cpu']}, {result['machine']['cores']} cores, "
-                        f"torch {result['machine']['torch']} ({result['machine']['torch_threads']} threads)"),
-            ("train wall time (incl. data load)", f"{result.get('train_wall_s', float('nan')):.0f} s"),
-            ("training images/s (median epoch)", f"{t['train_images_per_s_median']:,.0f}"),
-            ("epoch time (median)", f"{t['epoch_seconds_median']:.1f} s"),
-            ("best epoch (by validation)", str(t["best_epoch"])),
-            ("validation accuracy", f"{t['val_accuracy']:.2%}"),
-            ("test accuracy (MNIST 10k)", f"{result['test_accuracy']:.2%}"),
-            ("predict 28,000-row test.csv (wall)", f"{result['predict_28k']['wall_s_median']:.2f} s"),
-            ("  of which", result["predict_28k"]["last_run"])]
+    rows = [
+        (
+            "machine",
+            f"{result['machine']['cpu']}, {result['machine']['cores']} cores, "
+            f"torch {result['machine']['torch']} ({result['machine']['torch_threads']} threads)",
+        ),
+        ("train wall time (incl. data load)", f"{result.get('train_wall_s', float('nan')):.0f} s"),
+        ("training images/s (median epoch)", f"{t['train_images_per_s_median']:,.0f}"),
+        ("epoch time (median)", f"{t['epoch_seconds_median']:.1f} s"),
+        ("best epoch (by validation)", str(t["best_epoch"])),
+        ("validation accuracy", f"{t['val_accuracy']:.2%}"),
+        ("test accuracy (MNIST 10k)", f"{result['test_accuracy']:.2%}"),
+        ("predict 28,000-row test.csv (wall)", f"{result['predict_28k']['wall_s_median']:.2f} s"),
+        ("  of which", result["predict_28k"]["last_run"]),
+    ]
     width = max(len(r[0]) for r in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     print(json.dumps(result))

@@ -23,8 +23,7 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from bench_reference import OUT, machine
+from common import OUT, machine
 
 from digitlab.augment import augment_batch, make_generator
 from digitlab.config import RECIPE_NAMES, RunConfig, recipe
@@ -53,11 +52,12 @@ def matmul_peak(device, dtype) -> float:
     for _ in range(repeats):
         a @ b
     sync(device)
-    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
 def train_rate(images, labels, config: RunConfig, device, compiled: bool = False) -> float:
-    from digitlab.train import build_optimizer
+    from digitlab.train import build_optimizer, train_step
+
     torch.manual_seed(0)
     batch = config.train.batch_size
     model = build_model(config.model).to(device, memory_format=torch.channels_last)
@@ -69,11 +69,7 @@ def train_rate(images, labels, config: RunConfig, device, compiled: bool = False
         for i in range(count):
             index = torch.arange((offset + i) * batch, (offset + i + 1) * batch, device=device) % len(images)
             x = augment_batch(images[index].float(), config.augment, generator)
-            x = x.contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(forward(x), labels[index], label_smoothing=config.train.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(forward, optimizer, x, labels[index], config.train.label_smoothing)
         sync(device)
 
     steps(10, 0)
@@ -87,12 +83,13 @@ def train_rate(images, labels, config: RunConfig, device, compiled: bool = False
 
 def inference_rates(images, device, model_config=RunConfig().model) -> dict:
     from digitlab.export import WithSoftmax, fold_batchnorm
+
     model = build_model(model_config).to(device, memory_format=torch.channels_last).eval()
     x = images[:10_000].float().contiguous(memory_format=torch.channels_last)
     result = {}
     with torch.inference_mode():
         for batch in (64, 256):
-            for b in x[:batch * 5].split(batch):
+            for b in x[: batch * 5].split(batch):
                 model(b)
             sync(device)
             start = time.perf_counter()
@@ -107,13 +104,18 @@ def inference_rates(images, device, model_config=RunConfig().model) -> dict:
 
             import onnxruntime  # noqa: F401
 
-            from digitlab.export import OnnxEngine
+            from digitlab.engines import OnnxEngine
+
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "m.onnx"
                 graph = WithSoftmax(fold_batchnorm(model.to(memory_format=torch.contiguous_format)))
-                program = torch.onnx.export(graph,
-                                            (torch.zeros(2, 1, 28, 28),), input_names=["pixels"],
-                                            dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True)
+                program = torch.onnx.export(
+                    graph,
+                    (torch.zeros(2, 1, 28, 28),),
+                    input_names=["pixels"],
+                    dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
+                    dynamo=True,
+                )
                 program.save(str(path))
                 engine = OnnxEngine(path)
                 cpu_images = images[:10_000].cpu()
@@ -137,45 +139,64 @@ def main() -> None:
     train_images, train_labels = load_split("mnist", "train")
     images = torch.from_numpy(train_images).unsqueeze(1).to(device)
     labels = torch.from_numpy(train_labels).to(device)
-    result = {"machine": machine(), "device": str(device),
-              "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-              "peak_fp32_flops": matmul_peak(device, torch.float32),
-              "peak_bf16_flops": matmul_peak(device, torch.bfloat16),
-              "train_images_per_s": {str(b): train_rate(images, labels, with_batch(RunConfig(), b), device)
-                                     for b in (64, 256)},
-              "recipe_train_images_per_s": {name: train_rate(images, labels, recipe(name), device)
-                                            for name in RECIPE_NAMES if name != "reference"},
-              "inference_images_per_s": inference_rates(images, device),
-              "recipe_inference_images_per_s": {"fast": inference_rates(images, device, recipe("fast").model)}}
+    result = {
+        "machine": machine(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "peak_fp32_flops": matmul_peak(device, torch.float32),
+        "peak_bf16_flops": matmul_peak(device, torch.bfloat16),
+        "train_images_per_s": {
+            str(b): train_rate(images, labels, with_batch(RunConfig(), b), device) for b in (64, 256)
+        },
+        "recipe_train_images_per_s": {
+            name: train_rate(images, labels, recipe(name), device) for name in RECIPE_NAMES if name != "reference"
+        },
+        "inference_images_per_s": inference_rates(images, device),
+        "recipe_inference_images_per_s": {"fast": inference_rates(images, device, recipe("fast").model)},
+    }
     if args.compile:
         result["train_images_per_s_compiled"] = {
-            "64": train_rate(images, labels, with_batch(RunConfig(), 64), device, compiled=True)}
+            "64": train_rate(images, labels, with_batch(RunConfig(), 64), device, compiled=True)
+        }
     for batch, rate in result["train_images_per_s"].items():
         result[f"train_b{batch}_share_of_fp32_peak"] = rate * FLOP_PER_TRAIN_IMAGE / result["peak_fp32_flops"]
     OUT.mkdir(exist_ok=True)
-    print(f"device {result['device_name']}; matmul peak fp32 {result['peak_fp32_flops'] / 1e9:,.1f} GFLOP/s, "
-          f"bf16 {result['peak_bf16_flops'] / 1e9:,.1f} GFLOP/s")
+    print(
+        f"device {result['device_name']}; matmul peak fp32 {result['peak_fp32_flops'] / 1e9:,.1f} GFLOP/s, "
+        f"bf16 {result['peak_bf16_flops'] / 1e9:,.1f} GFLOP/s"
+    )
     for batch, rate in result["train_images_per_s"].items():
-        print(f"train, batch {batch:>3}, augmentation on: {rate:>9,.0f} images/s "
-              f"({result[f'train_b{batch}_share_of_fp32_peak']:.0%} of the fp32 matmul peak)")
+        print(
+            f"train, batch {batch:>3}, augmentation on: {rate:>9,.0f} images/s "
+            f"({result[f'train_b{batch}_share_of_fp32_peak']:.0%} of the fp32 matmul peak)"
+        )
     for batch, rate in result.get("train_images_per_s_compiled", {}).items():
         print(f"train, batch {batch:>3}, torch.compile: {rate:>9,.0f} images/s")
     for name, rate in result["recipe_train_images_per_s"].items():
         c = recipe(name)
-        print(f"train, recipe {name} ({c.model.arch}, batch {c.train.batch_size}, augmentation "
-              f"{'on' if c.augment.enabled else 'off'}): {rate:>9,.0f} images/s")
+        print(
+            f"train, recipe {name} ({c.model.arch}, batch {c.train.batch_size}, augmentation "
+            f"{'on' if c.augment.enabled else 'off'}): {rate:>9,.0f} images/s"
+        )
     for name, rate in result["inference_images_per_s"].items():
         print(f"inference {name}: {rate:>9,.0f} images/s")
     for name, rates in result["recipe_inference_images_per_s"].items():
-        print(f"inference, recipe {name} ({recipe(name).model.arch}): "
-              + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items()) + " images/s")
+        print(
+            f"inference, recipe {name} ({recipe(name).model.arch}): "
+            + ", ".join(f"{k} {v:,.0f}" for k, v in rates.items())
+            + " images/s"
+        )
     if args.peers:
         result["peers"] = peer_ratios(Path(args.peers), result)
-        print("\n| peer | peer train img/s, batch 64 | digitlab / peer | peer inference img/s, batch 64 | "
-              "digitlab (ONNX Runtime) / peer |\n|---|---|---|---|---|")
+        print(
+            "\n| peer | peer train img/s, batch 64 | digitlab / peer | peer inference img/s, batch 64 | "
+            "digitlab (ONNX Runtime) / peer |\n|---|---|---|---|---|"
+        )
         for name, row in result["peers"].items():
-            print(f"| {name} | {row['train']:,.0f} | {row['train_ratio']:.2f}x | {row['inference']:,.0f} | "
-                  f"{row['inference_ratio']:.2f}x |")
+            print(
+                f"| {name} | {row['train']:,.0f} | {row['train_ratio']:.2f}x | {row['inference']:,.0f} | "
+                f"{row['inference_ratio']:.2f}x |"
+            )
     (OUT / f"bench_throughput_{device.type}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
 
@@ -195,8 +216,11 @@ def peer_ratios(folder: Path, result: dict) -> dict:
         train = statistics.median(e["img_per_s_after_warmup"] for e in peer["epochs"])
         inference = peer["inference"]["bs64"]["img_per_s"]
         rows[path.stem.removeprefix("results_")] = {
-            "train": train, "train_ratio": ours_train / train,
-            "inference": inference, "inference_ratio": ours_inference / inference}
+            "train": train,
+            "train_ratio": ours_train / train,
+            "inference": inference,
+            "inference_ratio": ours_inference / inference,
+        }
     return rows
 
 

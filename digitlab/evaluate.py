@@ -1,21 +1,17 @@
-"""Evaluate and predict: accuracy, loss, per-class accuracy and confusion matrix; Kaggle submissions.
+"""Metrics: accuracy, loss, per-class accuracy and the confusion matrix, and the batched forward pass they need.
 
-`predict_proba` runs a model over a uint8 image tensor in batches. `evaluate` turns probabilities into metrics.
-`evaluate_run` and `predict_file` are what `digitlab evaluate` and `digitlab predict` call.
+`predict_logits` runs a model over a uint8 image tensor in batches; `metrics_from_logits` turns logits (or log
+probabilities) into metrics; `evaluate` is the two together, as training calls it each epoch. `resolve_device`
+turns a device name into a torch device. Applying a saved model to a file is predict.py's job.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Digits, load_source
+from .data import Digits
 from .errors import DigitlabError
-from .formats import read_images, write_submission
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -70,44 +66,3 @@ def evaluate(model: torch.nn.Module, digits: Digits, batch_size: int = 256) -> d
     finally:
         model.train(was_training)
     return metrics_from_logits(logits, digits.labels)
-
-
-def model_path(run: str | Path) -> Path:
-    """A run folder's best model, or a checkpoint file given directly."""
-    run = Path(run)
-    if run.is_dir():
-        path = run / "model.safetensors"
-        if not path.is_file():
-            raise DigitlabError(f"{run}: no model.safetensors in this folder; is it a digitlab run folder?")
-        return path
-    if not run.exists():
-        raise DigitlabError(f"{run}: no such run folder or checkpoint file")
-    return run
-
-
-def evaluate_run(run: str | Path, source: str = "mnist", split: str = "test", device: str = "auto",
-                 data_dir: str | None = None, engine: str = "auto") -> dict:
-    """Metrics of a saved model (run folder, ensemble folder, checkpoint or .onnx) on a labelled set: a dataset name
-    (its official test split by default) or a file."""
-    from .export import load_engine
-    runner = load_engine(run, engine, device)
-    digits = load_source(source, split, data_dir)
-    probabilities = torch.from_numpy(np.asarray(runner.predict_proba(digits.images), dtype=np.float32))
-    result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
-    return {"run": str(run), "data": digits.name, "engine": runner.identity["engine"], **result}
-
-
-def predict_file(run: str | Path, input_path: str | Path, out_path: str | Path, device: str = "auto",
-                 engine: str = "auto") -> dict:
-    """Read images (CSV, IDX or .npz), predict, write a Kaggle submission; returns counts and timings."""
-    from .export import load_engine
-    start = time.perf_counter()
-    runner = load_engine(run, engine, device)
-    images, _ = read_images(input_path)
-    read_done = time.perf_counter()
-    predictions = runner.predict_proba(torch.from_numpy(images).unsqueeze(1)).argmax(1).astype(np.int64)
-    predict_done = time.perf_counter()
-    write_submission(out_path, predictions)
-    end = time.perf_counter()
-    return {"images": len(images), "out": str(out_path), "engine": runner.name, "read_s": read_done - start,
-            "predict_s": predict_done - read_done, "write_s": end - predict_done, "total_s": end - start}

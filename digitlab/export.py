@@ -1,4 +1,4 @@
-"""Export to ONNX and run inference with either engine: PyTorch or ONNX Runtime.
+"""Export a run's model to ONNX: BatchNorm folded, checked by the onnx checker, verified against PyTorch.
 
 The exported graph takes raw pixels — float32 (N, 1, 28, 28), values 0..255 — with a dynamic batch dimension, and
 returns `probabilities` (N, 10): the normalisation and the softmax are inside it, so callers do no preprocessing.
@@ -10,15 +10,13 @@ int8 was measured and left out: ONNX Runtime's static int8 quantisation (QDQ or 
 2,000 calibration images) ran the reference CNN 10-15 % *slower* than fp32 on an AVX2 CPU without VNNI, and cost
 0.04-0.12 points of test accuracy.
 
-An engine turns uint8 images (N, 1, 28, 28) into probabilities. ONNX Runtime runs this small CNN about twice as fast
-as PyTorch on a 2-core CPU at batch 1 to 256 (benchmarks/bench_inference.py), but slower on one huge batch, so it is
-fed in chunks of 256. `load_engine(..., "auto")` picks ONNX Runtime when it is installed, exporting the run's
-model.onnx once and reusing it while it is newer than model.safetensors.
+`onnx_session` and `run_onnx` open and run an exported file in ONNX Runtime; engines.py builds its ONNX engine on them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import warnings
@@ -28,12 +26,12 @@ import numpy as np
 import torch
 
 from .checkpoint import load_checkpoint
+from .data import load_test
 from .errors import DataError, DigitlabError
-from .evaluate import model_path, predict_logits
+from .evaluate import predict_logits
 from .formats import atomic_write
 from .models import Normalize
-
-CHUNK = 256  # images per engine call: larger batches spill the CPU caches (see module docstring)
+from .runs import ONNX, check_output, model_path
 
 
 @contextlib.contextmanager
@@ -70,7 +68,6 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Sequential:
     For y = a * x + c per input channel, W * y + b = (W a) * x + (b + sum W c): exact in real arithmetic, it saves
     one pass over the activations per folded layer. Zero padding would break it (padded zeros are not a*0 + c), so
     padded convolutions keep their BatchNorm; so do BatchNorms followed by ReLU or pooling (the compact model's)."""
-    import copy
     layers = [copy.deepcopy(m) for m in leaf_layers(model.eval())]
     out, pending = [], None  # pending: (scale, shift) waiting for the next conv/linear
     for layer in layers:
@@ -87,8 +84,11 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Sequential:
             scale, shift = pending
             shape = (1, -1) if linear else (1, -1, 1, 1)
             weight = layer.weight * scale.reshape(shape)
-            bias = layer.bias if layer.bias is not None else torch.zeros(layer.out_channels if conv else
-                                                                         layer.out_features)
+            bias = (
+                layer.bias
+                if layer.bias is not None
+                else torch.zeros(layer.out_channels if conv else layer.out_features)
+            )
             summed = layer.weight.sum(dim=(2, 3)) if conv else layer.weight  # (out, in)
             layer.bias = torch.nn.Parameter(bias + summed @ shift.expand(summed.shape[1]))
             layer.weight.copy_(weight)  # last: for a linear layer `summed` is this very tensor
@@ -124,25 +124,32 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def export_onnx(run: str | Path, out: str | Path | None = None, verify: bool = True) -> dict:
-    """Write the run's model as ONNX (default RUN_DIR/model.onnx); returns the path and the verification figures."""
+def export_onnx(run: str | Path, out: str | Path | None = None, verify: bool = True, force: bool = False) -> dict:
+    """Write the run's model as ONNX (default RUN_DIR/model.onnx, which is derived and may be replaced); returns the
+    path and the verification figures. An explicit `out` follows runs.check_output."""
     try:
         import onnx
     except ImportError:
         raise DigitlabError("ONNX export needs the export extra: pip install 'digitlab[export]'") from None
     source = model_path(run)
-    out = Path(out) if out else source.with_suffix(".onnx")
+    out = check_output(out, (run, source), force, owned_name=ONNX) if out else source.with_suffix(".onnx")
     model, config, info, _ = load_checkpoint(source)
     graph = WithSoftmax(fold_batchnorm(model.to(memory_format=torch.contiguous_format))).eval()
     example = torch.zeros(2, 1, 28, 28)
     # The exporter prints progress, logs about optional torchvision ops and warns about internals: keep it quiet.
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), quiet_logger("torch.onnx"):
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(graph, (example,), input_names=["pixels"], output_names=["probabilities"],
-                                    dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True,
-                                    verbose=False)
+        program = torch.onnx.export(
+            graph,
+            (example,),
+            input_names=["pixels"],
+            output_names=["probabilities"],
+            dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
+            dynamo=True,
+            verbose=False,
+        )
     proto = program.model_proto
-    proto.doc_string = f"digitlab {info['env'].get('digitlab')} model from {source}, epoch {info.get('epoch')}"
+    proto.doc_string = f"digitlab {info['env'].get('digitlab')} model from {source.name}, epoch {info.get('epoch')}"
     onnx.checker.check_model(proto, full_check=True)
     with atomic_write(out) as f:
         f.write(proto.SerializeToString())
@@ -154,7 +161,6 @@ def export_onnx(run: str | Path, out: str | Path | None = None, verify: bool = T
 
 def verify_onnx(path: Path, model: torch.nn.Module, config) -> dict:
     """Largest difference between ONNX Runtime and PyTorch probabilities over the run's test set (or random data)."""
-    from .data import load_test
     try:
         test = load_test(config.data)
         images, label = test.images, f"{len(test):,} {config.data.source} test images"
@@ -163,78 +169,32 @@ def verify_onnx(path: Path, model: torch.nn.Module, config) -> dict:
     if test is None:
         images = torch.randint(0, 256, (1000, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
         label = "1,000 random images"
-    onnx_probs = OnnxEngine(path).predict_proba(images)
+    onnx_probs = run_onnx(onnx_session(path), images.numpy().astype(np.float32))
     torch_probs = torch.softmax(predict_logits(model, images), 1).numpy()
-    return {"max_abs_diff": float(np.abs(onnx_probs - torch_probs).max()), "compared_on": label,
-            "same_predictions": float((onnx_probs.argmax(1) == torch_probs.argmax(1)).mean())}
+    return {
+        "max_abs_diff": float(np.abs(onnx_probs - torch_probs).max()),
+        "compared_on": label,
+        "same_predictions": float((onnx_probs.argmax(1) == torch_probs.argmax(1)).mean()),
+    }
 
 
-class TorchEngine:
-    name = "torch"
+def onnx_session(path: Path):
+    """An ONNX Runtime session for a model that takes (N, 1, 28, 28) pixels; anything else is one clear error."""
+    import onnxruntime
 
-    def __init__(self, checkpoint: Path, device: str = "cpu"):
-        from .evaluate import resolve_device
-        self.model, self.config, self.info, _ = load_checkpoint(checkpoint, resolve_device(device))
-        self.identity = {"engine": self.name, "file": str(checkpoint), "epoch": self.info.get("epoch"),
-                         "git_commit": self.info["env"].get("git_commit")}
-
-    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        images = torch.as_tensor(images)
-        return torch.softmax(predict_logits(self.model, images, batch_size=CHUNK), 1).numpy()
-
-
-class OnnxEngine:
-    name = "onnx"
-
-    def __init__(self, path: Path):
-        import onnxruntime
-        try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-            raise DataError(path, None, f"not a loadable ONNX model ({str(e)[:150]})") from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].shape[1:] != [1, 28, 28]:
-            raise DataError(path, None, "ONNX model does not take (N, 1, 28, 28) pixels")
-        self.input_name = inputs[0].name
-        self.identity = {"engine": self.name, "file": str(path),
-                         "doc": self.session.get_modelmeta().description or None}
-
-    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        pixels = np.asarray(images, dtype=np.float32)
-        if len(pixels) == 0:
-            return np.zeros((0, 10), dtype=np.float32)
-        chunks = [self.session.run(None, {self.input_name: pixels[i: i + CHUNK]})[0]
-                  for i in range(0, len(pixels), CHUNK)]
-        return np.concatenate(chunks)
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for unreadable models
+        raise DataError(path, None, f"not a loadable ONNX model ({str(e)[:150]})") from None
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or inputs[0].shape[1:] != [1, 28, 28]:
+        raise DataError(path, None, "ONNX model does not take (N, 1, 28, 28) pixels")
+    return session
 
 
-def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu"):
-    """An engine for a run folder, an ensemble folder, a checkpoint or an .onnx file. 'auto': ONNX Runtime when
-    installed."""
-    target = Path(target)
-    from .ensemble import EnsembleEngine, is_ensemble
-    if is_ensemble(target):
-        return EnsembleEngine(target, engine, device)
-    if target.suffix == ".onnx":
-        if engine == "torch":
-            raise DigitlabError(f"{target} is an ONNX file: it runs with --engine onnx only")
-        if not onnxruntime_available():
-            raise DigitlabError("running an .onnx model needs onnxruntime: pip install 'digitlab[export]'")
-        if not target.is_file():
-            raise DigitlabError(f"{target}: no such ONNX file")
-        return OnnxEngine(target)
-    checkpoint = model_path(target)
-    use_onnx = engine == "onnx" or (engine == "auto" and device in ("cpu", "auto") and onnxruntime_available())
-    if engine == "onnx" and not onnxruntime_available():
-        raise DigitlabError("--engine onnx needs onnxruntime: pip install 'digitlab[export]'")
-    if not use_onnx:
-        return TorchEngine(checkpoint, device)
-    onnx_path = checkpoint.with_suffix(".onnx")
-    if not onnx_path.is_file() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
-        try:
-            export_onnx(checkpoint, onnx_path, verify=False)
-        except DigitlabError:
-            if engine == "onnx":
-                raise
-            return TorchEngine(checkpoint, device)  # 'auto' on a read-only run folder or without onnx: PyTorch
-    return OnnxEngine(onnx_path)
+def run_onnx(session, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Probabilities for float32 pixels (N, 1, 28, 28), `chunk` images per call."""
+    if len(pixels) == 0:
+        return np.zeros((0, session.get_outputs()[0].shape[1]), dtype=np.float32)
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: pixels[i : i + chunk]})[0] for i in range(0, len(pixels), chunk)])

@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def read_images(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         head = f.read(8)
     for magic, kind in IMAGE_MAGIC.items():
         if head.startswith(magic):
-            raise DataError(path, "byte 0", f"this is a {kind} image; expected a digit data file (IDX, Kaggle CSV "
-                                            "or .npz)")
+            raise DataError(
+                path, "byte 0", f"this is a {kind} image; expected a digit data file (IDX, Kaggle CSV or .npz)"
+            )
     kind = sniff_format(path)
     if kind == "idx":
         return read_idx(path, expect="images"), None
@@ -66,17 +68,29 @@ def read_images(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 # ---------------------------------------------------------------------------------------------------------- IDX
+def read_capped(stream, limit: int, chunk: int = 1 << 20) -> bytes:
+    """At most `limit` + 1 bytes from a (possibly decompressing) stream, read in chunks: memory grows only with what
+    the stream really yields, never with what a header or a caller claims."""
+    data = bytearray()
+    while len(data) <= limit:
+        block = stream.read(min(chunk, limit + 1 - len(data)))
+        if not block:
+            break
+        data += block
+    return bytes(data)
+
+
 def _idx_bytes(path: Path, limit: int) -> bytes:
     """The file's (decompressed) content, at most `limit` + 1 bytes: a bogus size can't exhaust memory, and the one
     byte past the limit tells a file that is too long from one that is exact."""
     with open(path, "rb") as raw:
         if raw.read(2) != b"\x1f\x8b":
             raw.seek(0)
-            return raw.read(limit + 1)
+            return read_capped(raw, limit)
         raw.seek(0)
         try:
             with gzip.GzipFile(fileobj=raw) as f:
-                return f.read(limit + 1)
+                return read_capped(f, limit)
         except (OSError, EOFError, zlib.error) as e:
             raise DataError(path, None, f"gzip stream is corrupt or cut off ({e})") from None
 
@@ -91,13 +105,16 @@ def read_idx(path: str | Path, expect: str) -> np.ndarray:
         raise DataError(path, "byte 0", f"file is {len(head)} bytes, too short for an IDX header")
     if head[0] != 0 or head[1] != 0 or head[2] != IDX_UBYTE:
         found = f"IDX of {IDX_TYPES[head[2]]} values" if head[:2] == b"\0\0" and head[2] in IDX_TYPES else "not IDX"
-        raise DataError(path, "byte 0", f"magic number {head[:4].hex()} ({found}), expected 0000080{ndim_expected} "
-                                        "(IDX of unsigned bytes)")
+        raise DataError(
+            path,
+            "byte 0",
+            f"magic number {head[:4].hex()} ({found}), expected 0000080{ndim_expected} (IDX of unsigned bytes)",
+        )
     if head[3] != ndim_expected:
         raise DataError(path, "byte 3", f"IDX file has {head[3]} dimensions, expected {ndim_expected} ({expect})")
     if len(head) < header_len:
         raise DataError(path, f"byte {len(head)}", f"header cut off: expected {header_len} header bytes")
-    dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim_expected)]
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim_expected)]
     if expect == "images" and dims[1:] != [SIDE, SIDE]:
         raise DataError(path, "byte 8", f"images are {dims[1]}x{dims[2]}, expected {SIDE}x{SIDE}")
     if dims[0] > MAX_IDX_ITEMS:
@@ -105,17 +122,22 @@ def read_idx(path: str | Path, expect: str) -> np.ndarray:
     body_len = int(np.prod(dims))
     data = _idx_bytes(path, header_len + body_len)
     if len(data) < header_len + body_len:
-        raise DataError(path, f"byte {len(data)}", f"file ends early: header declares {dims[0]:,} items, "
-                                                   f"expected {header_len + body_len:,} bytes")
+        raise DataError(
+            path,
+            f"byte {len(data)}",
+            f"file ends early: header declares {dims[0]:,} items, expected {header_len + body_len:,} bytes",
+        )
     if len(data) > header_len + body_len:
-        raise DataError(path, f"byte {header_len + body_len}", f"trailing data after the {dims[0]:,} items "
-                                                               "the header declares")
+        raise DataError(
+            path, f"byte {header_len + body_len}", f"trailing data after the {dims[0]:,} items the header declares"
+        )
     array = np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(dims)
     if expect == "labels":
         bad = np.flatnonzero(array > 9)
         if bad.size:
-            raise DataError(path, f"byte {header_len + bad[0]}", f"label {array[bad[0]]} at item {bad[0]}, "
-                                                                 "expected 0..9")
+            raise DataError(
+                path, f"byte {header_len + bad[0]}", f"label {array[bad[0]]} at item {bad[0]}, expected 0..9"
+            )
         return array.astype(np.int64)
     return array.copy()
 
@@ -130,6 +152,7 @@ def read_idx_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.
 # ---------------------------------------------------------------------------------------------------------- CSV
 _CELL = re.compile(r"\s*(\d{1,3})\s*")
 CSV_BLOCK_ROWS = 2000
+MAX_CSV_BYTES = 2 << 30  # 2 GiB: about 1.2 M rows of 784 pixels
 
 
 def _parse_header(path: Path, line: str) -> bool:
@@ -141,13 +164,17 @@ def _parse_header(path: Path, line: str) -> bool:
     for i, (name, want) in enumerate(zip(names, expected)):
         if name != want:
             shown = f"'{name[:20]}'" if name else "an empty name"
-            raise DataError(path, f"row 1, column {i + 1}", f"header has {shown}, expected '{want}' "
-                                                            "(Kaggle layout: [label,]pixel0..pixel783)")
+            raise DataError(
+                path,
+                f"row 1, column {i + 1}",
+                f"header has {shown}, expected '{want}' (Kaggle layout: [label,]pixel0..pixel783)",
+            )
     if len(names) < len(expected):
         raise DataError(path, "row 1", f"header ends after '{names[-1]}', expected columns up to 'pixel783'")
     if len(names) > len(expected):
-        raise DataError(path, f"row 1, column {len(expected) + 1}", f"extra header column '{names[-1][:20]}' "
-                                                                    "after 'pixel783'")
+        raise DataError(
+            path, f"row 1, column {len(expected) + 1}", f"extra header column '{names[-1][:20]}' after 'pixel783'"
+        )
     return names[0] == "label"
 
 
@@ -182,9 +209,13 @@ def _careful_body(path: Path, lines: list[str], ncols: int, first_row: int) -> n
             m = _CELL.fullmatch(cell)
             if m is None:
                 shown = cell.strip()[:20].encode("unicode_escape").decode()
-                raise DataError(path, f"row {first_row + r}, column {c + 1}",
-                                f"'{shown}' is not a pixel value, expected a whole number 0..255"
-                                if c or ncols == PIXELS else f"'{shown}' is not a label, expected a digit 0..9")
+                raise DataError(
+                    path,
+                    f"row {first_row + r}, column {c + 1}",
+                    f"'{shown}' is not a pixel value, expected a whole number 0..255"
+                    if c or ncols == PIXELS
+                    else f"'{shown}' is not a label, expected a digit 0..9",
+                )
             out[r, c] = int(m.group(1))
     return out
 
@@ -192,6 +223,9 @@ def _careful_body(path: Path, lines: list[str], ncols: int, first_row: int) -> n
 def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """A Kaggle 'Digit Recognizer' CSV: header, then one image a row, with or without a leading label."""
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_CSV_BYTES:
+        raise DataError(path, None, f"{size:,} bytes, at most {MAX_CSV_BYTES:,} for a CSV (Kaggle's train.csv: 73 MB)")
     raw = path.read_bytes()
     nul = raw.find(b"\x00")
     if nul >= 0:
@@ -214,9 +248,9 @@ def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     raw_lines = body.encode("ascii", errors="replace").split(b"\n")  # one byte per character: same lines as body
     blocks = []
     for start in range(0, len(raw_lines), CSV_BLOCK_ROWS):  # blocks: an odd row sends only its block the slow way
-        table = _fast_body(raw_lines[start: start + CSV_BLOCK_ROWS], ncols)
+        table = _fast_body(raw_lines[start : start + CSV_BLOCK_ROWS], ncols)
         if table is None:
-            lines = body.split("\n")[start: start + CSV_BLOCK_ROWS]
+            lines = body.split("\n")[start : start + CSV_BLOCK_ROWS]
             table = _careful_body(path, lines, ncols, first_row=start + 2)
         blocks.append(table)
     table = np.concatenate(blocks)
@@ -238,16 +272,44 @@ def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 NPZ_KEYS = [("images", "labels"), ("x", "y"), ("x_test", "y_test")]
 
 
+MAX_NPZ_MEMBERS = 16
+MAX_NPZ_ARRAY_BYTES = 2 << 30  # 2 GiB: 2.7 M images of 28x28 bytes, more than any digit set
+
+
+def _check_npz_members(path: Path) -> None:
+    """Before numpy reads anything: few members, and each array's declared size (zip directory and .npy header,
+    which must agree) within MAX_NPZ_ARRAY_BYTES, so that neither a zip bomb nor a lying header can exhaust memory."""
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        if len(members) > MAX_NPZ_MEMBERS:
+            raise DataError(path, None, f"{len(members)} arrays in the archive, at most {MAX_NPZ_MEMBERS}")
+        for member in members:
+            if member.file_size > MAX_NPZ_ARRAY_BYTES + 4096:
+                raise DataError(path, f"array '{member.filename}'", f"{member.file_size:,} bytes uncompressed, "
+                                f"at most {MAX_NPZ_ARRAY_BYTES:,}")  # fmt: skip
+            with archive.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                    np.lib.format.read_array_header_2_0  # fmt: skip
+                shape, _, dtype = read_header(f)  # the header only: no array data is read
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > member.file_size:
+                    raise DataError(path, f"array '{member.filename}'", f"header declares {declared:,} bytes, the "
+                                    f"archive holds {member.file_size:,}")  # fmt: skip
+
+
 def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """A NumPy archive holding integer images (N, 28, 28) or (N, 784) and optionally labels (N,); no pickles."""
     path = Path(path)
     try:
+        _check_npz_members(path)
         with np.load(path, allow_pickle=False) as archive:
             keys = set(archive.files)
             pair = next(((x, y) for x, y in NPZ_KEYS if x in keys), None)
             if pair is None:
-                raise DataError(path, None, f"keys {sorted(keys)}; expected an image array named one of "
-                                            f"{[x for x, _ in NPZ_KEYS]}")
+                raise DataError(
+                    path, None, f"keys {sorted(keys)}; expected an image array named one of {[x for x, _ in NPZ_KEYS]}"
+                )
             images = archive[pair[0]]
             labels = archive[pair[1]] if pair[1] in keys else None
     except DataError:
@@ -264,8 +326,11 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(path, f"array '{pair[0]}'", f"pixel values {images.min()}..{images.max()}, expected 0..255")
     if labels is not None:
         if labels.dtype.kind not in "ui" or labels.shape != (len(images),):
-            raise DataError(path, f"array '{pair[1]}'", f"dtype {labels.dtype} shape {labels.shape}, expected "
-                                                        f"integer labels of shape ({len(images)},)")
+            raise DataError(
+                path,
+                f"array '{pair[1]}'",
+                f"dtype {labels.dtype} shape {labels.shape}, expected integer labels of shape ({len(images)},)",
+            )
         if labels.size and (labels.min() < 0 or labels.max() > 9):
             raise DataError(path, f"array '{pair[1]}'", f"labels {labels.min()}..{labels.max()}, expected 0..9")
         labels = labels.astype(np.int64)

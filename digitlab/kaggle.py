@@ -16,13 +16,19 @@ import numpy as np
 from .datasets import load_split
 from .errors import DataError
 from .formats import write_kaggle_csv, write_submission
+from .runs import check_output
 
 KAGGLE_TRAIN_ROWS = 42_000
 
 
-def make_kaggle_csv(out_dir: str | Path, dataset: str = "mnist", data_dir: str | None = None, seed: int = 0) -> dict:
-    """Write train.csv (label + pixels), test.csv (pixels) and answers.csv (ImageId,Label) into `out_dir`."""
+def make_kaggle_csv(
+    out_dir: str | Path, dataset: str = "mnist", data_dir: str | None = None, seed: int = 0, force: bool = False
+) -> dict:
+    """Write train.csv (label + pixels), test.csv (pixels) and answers.csv (ImageId,Label) into `out_dir`; existing
+    files there are replaced only with `force`, and nothing is written unless all three may be."""
     out_dir = Path(out_dir)
+    for name in ("train.csv", "test.csv", "answers.csv"):
+        check_output(out_dir / name, force=force)
     train_x, train_y = load_split(dataset, "train", data_dir)
     test_x, test_y = load_split(dataset, "test", data_dir)
     images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
@@ -57,5 +63,8 @@ def score(submission: str | Path, answers: str | Path) -> dict:
     predicted, truth = read_submission(submission), read_submission(answers)
     if len(predicted) != len(truth):
         raise DataError(submission, None, f"{len(predicted):,} rows, but {answers} has {len(truth):,}")
-    return {"rows": len(truth), "accuracy": float((predicted == truth).mean()),
-            "errors": int((predicted != truth).sum())}
+    return {
+        "rows": len(truth),
+        "accuracy": float((predicted == truth).mean()),
+        "errors": int((predicted != truth).sum()),
+    }

@@ -4,7 +4,8 @@ Each configuration is the base run with only the three strategy switches changed
 shares the seed, hence the same validation split, training subset, initial weights and data order. The clean training
 set is measured each epoch in eval mode, so the generalisation gap (train - validation) is not blurred by augmented
 batches or active dropout. Runs live in LAB_DIR/runs/; a finished run (one with metrics.json and the same config) is
-reused when the lab is run again, an interrupted one resumes from its last epoch, and `--force` retrains everything.
+reused when the lab is run again, an interrupted one resumes from its last epoch, a folder holding a run of another
+config is refused (naming the differing fields), and `--force` retrains.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .errors import DigitlabError
 from .formats import atomic_write
 from .lab_report import table_markdown, write_lab_outputs
+from .runs import HISTORY_JSON, LAB, METRICS, claim_run, read_json
 from .train import train
 
 SWITCHES = ("dropout", "bn", "augment")
@@ -56,34 +58,29 @@ def switches(name: str) -> tuple[str, ...]:
 
 def strategy_config(base: RunConfig, name: str, size: int | None, seed: int) -> RunConfig:
     on = switches(name)
-    return override(base, {
-        "model.dropout": base.model.dropout if "dropout" in on else 0.0,
-        "model.batch_norm": "bn" in on,
-        "augment.enabled": "augment" in on,
-        "data.train_size": size,
-        "train.seed": seed,
-        "train.eval_train": True,
-    })
+    return override(
+        base,
+        {
+            "model.dropout": base.model.dropout if "dropout" in on else 0.0,
+            "model.batch_norm": "bn" in on,
+            "augment.enabled": "augment" in on,
+            "data.train_size": size,
+            "train.seed": seed,
+            "train.eval_train": True,
+        },
+    )
 
 
-def run_one(config: RunConfig, run_dir: Path, force: bool, log) -> tuple[dict, list[dict]]:
-    """Train one configuration, or reuse/resume what an earlier lab left in `run_dir`."""
-    if force and run_dir.exists():
-        shutil.rmtree(run_dir)
-    saved = run_dir / "config.json"
-    same = saved.is_file() and json.loads(saved.read_text()).get("config") == to_dict(config)
-    if run_dir.exists() and not same:
-        shutil.rmtree(run_dir)  # a different or broken earlier run: it measured something else
-    if same and (run_dir / "metrics.json").is_file():
+def run_cell(config: RunConfig, run_dir: Path, state: str, log) -> tuple[dict, list[dict]]:
+    """Train one configuration, or reuse/resume what an earlier lab left in `run_dir` (state from runs.claim_run)."""
+    if state == "finished":
         log(f"  reusing {run_dir}")
-    elif same and (run_dir / "last.safetensors").is_file():
+    elif state == "resume":
         log(f"  resuming {run_dir}")
         train(config, resume=run_dir, log=lambda *_: None)
     else:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
         train(config, out=run_dir, log=lambda *_: None)
-    return json.loads((run_dir / "metrics.json").read_text()), json.loads((run_dir / "history.json").read_text())
+    return read_json(run_dir / METRICS, "run metrics"), read_json(run_dir / HISTORY_JSON, "run history")
 
 
 def summarise(metrics: dict, history: list[dict]) -> dict:
@@ -116,33 +113,76 @@ def noise_notes(rows: list[dict], key: str = "test_acc") -> list[str]:
         diff = np.mean(va) - np.mean(vb)
         se = math.sqrt(np.var(va, ddof=1) / len(va) + np.var(vb, ddof=1) / len(vb))
         if abs(diff) < 2 * se:
-            notes.append(f"{a['strategy']} vs {b['strategy']} (n={a['size_label']}): test accuracy differs by "
-                         f"{100 * diff:+.2f} points, within noise (2 standard errors = {200 * se:.2f} points)")
+            notes.append(
+                f"{a['strategy']} vs {b['strategy']} (n={a['size_label']}): test accuracy differs by "
+                f"{100 * diff:+.2f} points, within noise (2 standard errors = {200 * se:.2f} points)"
+            )
     return notes
 
 
-def run_lab(lab: LabConfig, base: RunConfig, out: str | Path, force: bool = False, log=print) -> dict:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, curves = [], {}
-    total = len(lab.strategies) * len(lab.sizes) * lab.repeats
-    done = 0
+def lab_cells(lab: LabConfig, base: RunConfig, out: Path) -> list[dict]:
+    """Every (size, strategy, repeat) of the lab with its config and run folder, in the order they train."""
+    cells = []
     for size in lab.sizes:
         size_label = "all" if size is None else str(size)
         for name in lab.strategies:
-            runs = []
             for repeat in range(lab.repeats):
                 seed = base.train.seed + repeat
-                done += 1
-                log(f"[{done}/{total}] {name}, {size_label} training images, seed {seed}")
-                config = strategy_config(base, name, size, seed)
-                metrics, history = run_one(config, out / "runs" / f"{name}__n{size_label}__s{seed}", force, log)
-                runs.append(summarise(metrics, history))
-                curves.setdefault((name, size_label), []).append(history)
-            rows.append({"strategy": name, "size": size, "size_label": size_label, "runs": runs,
-                         **{k: mean_std([r[k] for r in runs]) for k in runs[0]}})
+                cells.append(
+                    {
+                        "size": size,
+                        "size_label": size_label,
+                        "strategy": name,
+                        "seed": seed,
+                        "config": strategy_config(base, name, size, seed),
+                        "dir": out / "runs" / f"{name}__n{size_label}__s{seed}",
+                    }
+                )
+    return cells
+
+
+def run_lab(
+    lab: LabConfig, base: RunConfig, out: str | Path, force: bool = False, ray: RayOptions | None = None, log=print
+) -> dict:
+    """Train (or reuse, or resume) every cell, then write the table, figures and report. Every cell's folder is
+    claimed before anything trains (runs.claim_run): a lab folder holding runs of another config is refused at once
+    with the differing fields, and nothing there is deleted without `force`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cells = lab_cells(lab, base, out)
+    states = [claim_run(cell["dir"], to_dict(cell["config"]), force) for cell in cells]
+    if ray is not None:  # every cell to train as one Ray task; then all of them are finished runs to read
+        work = {cell["dir"]: cell["config"] for cell, state in zip(cells, states) if state != "finished"}
+        if work:
+            train_on_ray(work, ray, log)
+        states = ["finished"] * len(cells)
+    results: dict[tuple, list] = {}
+    for done, (cell, state) in enumerate(zip(cells, states), start=1):
+        log(f"[{done}/{len(cells)}] {cell['strategy']}, {cell['size_label']} training images, seed {cell['seed']}")
+        results.setdefault((cell["strategy"], cell["size_label"]), []).append(
+            run_cell(cell["config"], cell["dir"], state, log)
+        )
+    return write_lab(lab, base, out, cells, results, log)
+
+
+def write_lab(lab: LabConfig, base: RunConfig, out: Path, cells: list[dict], results: dict, log) -> dict:
+    """lab.json, the tables, figures and report from every cell's metrics and history."""
+    rows, curves = [], {}
+    for (name, size_label), pairs in results.items():
+        size = next(c["size"] for c in cells if c["strategy"] == name and c["size_label"] == size_label)
+        runs = [summarise(metrics, history) for metrics, history in pairs]
+        curves[(name, size_label)] = [history for _, history in pairs]
+        rows.append(
+            {
+                "strategy": name,
+                "size": size,
+                "size_label": size_label,
+                "runs": runs,
+                **{k: mean_std([r[k] for r in runs]) for k in runs[0]},
+            }
+        )
     result = {"lab": to_dict(lab), "base": to_dict(base), "rows": rows, "notes": noise_notes(rows)}
-    with atomic_write(out / "lab.json", "w") as f:
+    with atomic_write(out / LAB, "w") as f:
         json.dump(result, f, indent=2, default=str)
     write_lab_outputs(out, result, curves)
     log(table_markdown(rows))
@@ -150,4 +190,3 @@ def run_lab(lab: LabConfig, base: RunConfig, out: str | Path, force: bool = Fals
         log(f"note: {note}")
     log(f"lab saved in {out} (table.md, table.csv, curves.png, gap.png, report.html)")
     return result
-

@@ -76,14 +76,22 @@ class ReferenceCNN(nn.Module):
 
         self.normalize = Normalize()
         self.features = nn.Sequential(
-            conv_relu(1, 32), bn2d(32),
-            conv_relu(32, 32), nn.MaxPool2d(2), bn2d(32),
-            conv_relu(32, 64), bn2d(64),
-            conv_relu(64, 64), nn.MaxPool2d(2),
+            conv_relu(1, 32),
+            bn2d(32),
+            conv_relu(32, 32),
+            nn.MaxPool2d(2),
+            bn2d(32),
+            conv_relu(32, 64),
+            bn2d(64),
+            conv_relu(64, 64),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), bn1d(64 * 4 * 4),
-            nn.Linear(64 * 4 * 4, 512), nn.ReLU(inplace=True), bn1d(512),
+            nn.Flatten(),
+            bn1d(64 * 4 * 4),
+            nn.Linear(64 * 4 * 4, 512),
+            nn.ReLU(inplace=True),
+            bn1d(512),
             nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity(),
             nn.Linear(512, config.num_classes),
         )
@@ -107,9 +115,17 @@ class CompactCNN(nn.Module):
 
         self.normalize = Normalize()
         self.features = nn.Sequential(
-            conv(1, w, 5), nn.MaxPool2d(2), bn2d(w), nn.ReLU(inplace=True),
-            conv(w, 2 * w, 3), nn.MaxPool2d(2), bn2d(2 * w), nn.ReLU(inplace=True),
-            conv(2 * w, 4 * w, 3), bn2d(4 * w), nn.ReLU(inplace=True),
+            conv(1, w, 5),
+            nn.MaxPool2d(2),
+            bn2d(w),
+            nn.ReLU(inplace=True),
+            conv(w, 2 * w, 3),
+            nn.MaxPool2d(2),
+            bn2d(2 * w),
+            nn.ReLU(inplace=True),
+            conv(2 * w, 4 * w, 3),
+            bn2d(4 * w),
+            nn.ReLU(inplace=True),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
@@ -150,8 +166,10 @@ def summary(model: nn.Module, input_shape=(1, 28, 28)) -> str:
     """A Keras-style table: layer, output shape, parameters, and the totals."""
     rows, hooks = [], []
     for name, module in _leaf_modules(model):
+
         def record(mod, _inputs, output, name=name):
             rows.append((f"{name} ({type(mod).__name__})", tuple(output.shape[1:]), sum(_param_counts(mod))))
+
         hooks.append(module.register_forward_hook(record))
     was_training = model.training
     model.eval()
@@ -171,6 +189,11 @@ def summary(model: nn.Module, input_shape=(1, 28, 28)) -> str:
     head = f"{'Layer (type)':<{width}}{'Output Shape':<26}{'Param #':>14}"
     out = [f"Model: {type(model).__name__}", line, head, line]
     out += [f"{layer:<{width}}{str((None, *shape)):<26}{params:>14,}" for layer, shape, params in rows]
-    out += [line, f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {frozen:,}", line]
+    out += [
+        line,
+        f"Total params: {trainable + frozen:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {frozen:,}",
+        line,
+    ]
     return "\n".join(out)

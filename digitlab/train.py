@@ -16,13 +16,14 @@ the same without warm-up; `constant` keeps lr.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
 import sys
 import threading
 import time
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +31,17 @@ import torch
 import torch.nn.functional as F
 
 from .augment import augment_batch, make_generator
-from .checkpoint import environment, load_checkpoint, restore_optimizer, save_checkpoint
-from .config import RunConfig, to_dict
+from .checkpoint import environment, load_checkpoint, read_checkpoint, restore_optimizer, save_checkpoint
+from .config import RunConfig, from_dict, to_dict
 from .data import Digits, load_test, load_train_val
-from .errors import DigitlabError
+from .datasets import DATASETS
+from .distributed import Processes
+from .errors import DigitlabError, Interrupted
 from .evaluate import evaluate, resolve_device
+from .figures import plot_history
 from .formats import atomic_write
 from .models import build_model, summary
-from .plots import plot_history
+from .runs import CONFIG, CURVES, HISTORY_CSV, HISTORY_JSON, LAST, METRICS, MODEL, differences, new_run_dir
 
 
 def lr_at(step: int, total_steps: int, config) -> float:
@@ -54,15 +58,17 @@ def lr_at(step: int, total_steps: int, config) -> float:
 
 def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
-                               weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+        )
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def epoch_seed(seed: int, epoch: int, stream: int) -> int:
+def epoch_seed(seed: int, epoch: int, stream: int | tuple[int, ...]) -> int:
     """Independent seeds per (run seed, epoch, stream) so each epoch's randomness stands on its own."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+    stream = (stream,) if isinstance(stream, int) else stream
+    return int(np.random.SeedSequence([seed, epoch, *stream]).generate_state(1)[0])
 
 
 class Progress:
@@ -72,16 +78,18 @@ class Progress:
         self.total, self.label, self.live = total, label, sys.stderr.isatty()
         self.start = self.last = time.perf_counter()
 
-    def update(self, done: int, images: int, loss: float) -> None:
+    def update(self, done: int, images: int, loss: torch.Tensor) -> None:
         now = time.perf_counter()
         if not self.live or (now - self.last < 0.25 and done < self.total):
-            return
+            return  # no .item() here: reading the loss would wait for the device at every step
+        loss = loss.item()
         self.last = now
         rate = images / max(now - self.start, 1e-9)
         eta = (self.total - done) * (now - self.start) / max(done, 1)
         bar = "#" * int(24 * done / self.total)
-        sys.stderr.write(f"\r{self.label} [{bar:<24}] {done}/{self.total} loss {loss:.4f} "
-                         f"{rate:,.0f} img/s eta {eta:4.0f}s ")
+        sys.stderr.write(
+            f"\r{self.label} [{bar:<24}] {done}/{self.total} loss {loss:.4f} {rate:,.0f} img/s eta {eta:4.0f}s "
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -94,7 +102,7 @@ def overfitting(history: list[dict], patience: int) -> bool:
     """True when validation loss rose and training loss fell over each of the last `patience` epochs."""
     if len(history) <= patience:
         return False
-    recent = history[-patience - 1:]
+    recent = history[-patience - 1 :]
     return all(b["val_loss"] > a["val_loss"] and b["train_loss"] < a["train_loss"] for a, b in zip(recent, recent[1:]))
 
 
@@ -104,32 +112,14 @@ def write_json(path: Path, data) -> None:
 
 
 def write_history(run_dir: Path, history: list[dict]) -> None:
-    write_json(run_dir / "history.json", history)
+    write_json(run_dir / HISTORY_JSON, history)
     columns = list(history[0])
-    lines = [",".join(columns)] + [",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c])
-                                            for c in columns) for row in history]
-    with atomic_write(run_dir / "history.csv", "w") as f:
+    lines = [",".join(columns)] + [
+        ",".join(f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]) for c in columns) for row in history
+    ]
+    with atomic_write(run_dir / HISTORY_CSV, "w") as f:
         f.write("\n".join(lines) + "\n")
-    plot_history(history, run_dir / "curves.png")
-
-
-def new_run_dir(out: str | Path | None) -> Path:
-    if out is None:
-        out = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
-        while out.exists():
-            out = out.with_name(out.name + "-1")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DigitlabError(f"{out} already exists and is not an empty folder: pick another --out, or --resume {out}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DigitlabError(f"cannot create run folder {out}: {e.strerror or e}") from None
-    return out
-
-
-class Interrupted(DigitlabError):
-    """Training stopped on Ctrl-C after saving a checkpoint; the CLI exits with code 130."""
+    plot_history(history, run_dir / CURVES)
 
 
 class StopOnSigint:
@@ -155,157 +145,315 @@ class StopOnSigint:
             signal.signal(signal.SIGINT, self.previous)
 
 
-def train(config: RunConfig, out: str | Path | None = None, resume: str | Path | None = None,
-          log=print) -> dict:
-    """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics."""
-    started = time.perf_counter()  # elapsed_s in the history counts from here: data loading included
-    history: list[dict] = []
-    progress_state: dict = {}  # where an interrupted epoch stopped: step, sums and random generator states
-    if resume is not None:
-        run_dir = Path(resume)
-        model, config, info, tensors = load_checkpoint(run_dir / "last.safetensors")
-        history = info["history"]  # kept in the checkpoint itself: history.json may be a step behind
-        progress_state = {**info.get("in_epoch", {}), **{k: v for k, v in tensors.items() if k.startswith("rng.")}}
-    else:
-        run_dir = new_run_dir(out)
-        torch.manual_seed(config.train.seed)  # weight initialisation
-        model = build_model(config.model)
-    tc = config.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    device = resolve_device(tc.device)
+@dataclass
+class Run:
+    """What one training run holds while it trains; `open_run` builds it fresh or from last.safetensors."""
 
-    train_set, val_set = load_train_val(config.data, tc.seed)
-    if resume is None:  # the seed's norm_input: mean and std of the training pixels, kept in the model
-        pixels = train_set.images.float()
-        model.normalize.mean.fill_(pixels.mean().item())
-        model.normalize.std.fill_(pixels.std().item())
-        write_json(run_dir / "config.json", {"config": to_dict(config), "env": environment()})
+    run_dir: Path
+    config: RunConfig
+    model: torch.nn.Module
+    forward: torch.nn.Module  # what the training step calls: the model, or its DDP wrapper under torchrun
+    processes: Processes
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    train_set: Digits
+    val_set: Digits
+    test_set: Digits | None  # only with trace_test: observed after each epoch, never used to choose
+    history: list[dict]
+    resume_point: dict  # where an interrupted epoch stopped: step, running sums, random generator states
+    started: float  # perf_counter at the start, moved back by the elapsed time of a resumed run
+    traced_seconds: float = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
+    best: dict | None = field(init=False)
+
+    def __post_init__(self):
+        self.images = self.train_set.images.to(self.device)  # (N, 1, 28, 28) uint8, the whole set on the device
+        self.labels = self.train_set.labels.to(self.device)
+        self.global_batch = self.config.train.batch_size * self.processes.world  # torchrun: batch x processes
+        self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
+        self.total_steps = self.steps_per_epoch * self.config.train.epochs
+        self.best = max(self.history, key=selection_key, default=None)
+
+
+@dataclass
+class Epoch:
+    """One epoch's data order, random streams and running sums (continued from the checkpoint when resuming)."""
+
+    number: int
+    order: torch.Tensor
+    augment_rng: torch.Generator
+    first_step: int
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    start: float = field(default_factory=time.perf_counter)
+    lr: float = 0.0
+
+
+def selection_key(record: dict) -> tuple:
+    """Validation accuracy, ties broken by validation loss: how the kept model is chosen."""
+    return record["val_accuracy"], -record["val_loss"]
+
+
+def train(config: RunConfig, out: str | Path | None = None, resume: str | Path | None = None, log=print) -> dict:
+    """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics."""
+    run = open_run(config, out, resume, log)
+    tc = run.config.train
+    with StopOnSigint() as stop:
+        for number in range(len(run.history) + 1, tc.epochs + 1):
+            run.model.train()
+            epoch = start_epoch(run, number)
+            progress = Progress(run.steps_per_epoch, f"epoch {number}/{tc.epochs}")
+            for step, global_batch in enumerate(epoch.order.split(run.global_batch)):
+                if step < epoch.first_step:
+                    continue
+                batch = run.processes.shard(global_batch)  # this process's part: all of it without torchrun
+                epoch.lr = set_lr(run.optimizer, lr_at((number - 1) * run.steps_per_epoch + step, run.total_steps, tc))
+                x = augment_batch(run.images[batch].float(), run.config.augment, epoch.augment_rng)  # (B, 1, 28, 28)
+                y = run.labels[batch]
+                loss, logits = train_step(run.forward, run.optimizer, x, y, tc.label_smoothing)
+                epoch.loss_sum += loss * len(batch)
+                epoch.correct += (logits.argmax(1) == y).sum()
+                progress.update(step + 1, (step + 1 - epoch.first_step) * run.global_batch, loss)
+                save_mid_epoch_if_due(run, epoch, step + 1, stop.requested, progress)
+            progress.close()
+            end_epoch(run, epoch, log)
+            if run.processes.any(stop.requested):
+                raise Interrupted(f"interrupted after epoch {number}; checkpoint saved. Resume with:\n"
+                                  f"  digitlab train --resume {run.run_dir}")  # fmt: skip
+    return finish(run, log)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    label_smoothing: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The canonical step on one batch: forward, loss, zero_grad, backward, step. Returns the detached loss and
+    logits. The benchmarks time exactly this function."""
+    logits = model(x.contiguous(memory_format=torch.channels_last))
+    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return lr
+
+
+def open_run(config: RunConfig, out, resume, log) -> Run:
+    """A fresh run (new folder, seeded weights, config.json written) or the run in `resume` continued from
+    last.safetensors with the same config; under torchrun, the process group joined and the model wrapped in DDP."""
+    started = time.perf_counter()  # elapsed_s in the history counts from here: data loading included
+    processes = Processes.from_env(config.train.device)
+    log = log if processes.main else (lambda *_: None)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = processes.device(resolve_device(config.train.device))
+    train_set, val_set = load_train_val(config.data, config.train.seed)
+    if resume is None:
+        run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes)
+    else:
+        run_dir = Path(resume)
+        model, info, tensors = load_resumable(run_dir, config)
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, tc)
+    forward = processes.wrap(model, device)
+    optimizer = build_optimizer(model, config.train)
+    history, resume_point = info.get("history", []), {}
     if resume is not None:
-        restore_optimizer(optimizer, tensors, info)
+        restore_optimizer(optimizer, tensors, info, run_dir / LAST)
+        resume_point = {**info.get("in_epoch", {}), **{k: v for k, v in tensors.items() if k.startswith("rng.")}}
+        started -= history[-1].get("elapsed_s", 0.0) if history else 0.0  # the clock continues
     log(summary(model))
     log(f"run folder: {run_dir}\ndata: {len(train_set):,} training, {len(val_set):,} validation images "
-        f"({config.data.source}); device: {device}, {torch.get_num_threads()} CPU threads")
-
-    images = train_set.images.to(device)
-    labels = train_set.labels.to(device)
-    steps_per_epoch = math.ceil(len(images) / tc.batch_size)
-    total_steps = steps_per_epoch * tc.epochs
-    best = max(history, key=lambda h: (h["val_accuracy"], -h["val_loss"]), default=None)
-    test_set = load_test(config.data) if tc.trace_test else None
-    traced_seconds = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
-    # a resumed run continues the clock where the checkpoint stopped
-    started -= history[-1].get("elapsed_s", 0.0) if history else 0.0
-
-    def save_last(epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
-        meta = {"epoch": epochs_done, "history": history, **({"in_epoch": in_epoch} if in_epoch else {})}
-        save_checkpoint(run_dir / "last.safetensors", model, config, meta, optimizer=optimizer, rng=rng)
-
-    with StopOnSigint() as stop:
-        for epoch in range(len(history) + 1, tc.epochs + 1):
-            model.train()
-            shuffle = torch.Generator().manual_seed(epoch_seed(tc.seed, epoch, 0))
-            augment_rng = make_generator(epoch_seed(tc.seed, epoch, 1), device)
-            torch.manual_seed(epoch_seed(tc.seed, epoch, 2))  # dropout
-            order = torch.randperm(len(images), generator=shuffle).to(device)
-            first_step = progress_state.get("step", 0)
-            loss_sum = torch.tensor(progress_state.get("loss_sum", 0.0), device=device)
-            correct = torch.tensor(progress_state.get("correct", 0), device=device)
-            if first_step:  # resuming inside this epoch: the random streams continue where they stopped
-                augment_rng.set_state(progress_state["rng.augment"].to(augment_rng.get_state().device))
-                torch.set_rng_state(progress_state["rng.torch"])
-                if device.type == "cuda":
-                    torch.cuda.set_rng_state(progress_state["rng.cuda"])
-            progress_state = {}
-            progress = Progress(steps_per_epoch, f"epoch {epoch}/{tc.epochs}")
-            start = time.perf_counter()
-            for step, batch in enumerate(order.split(tc.batch_size)):
-                if step < first_step:
-                    continue
-                lr = lr_at((epoch - 1) * steps_per_epoch + step, total_steps, tc)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x = augment_batch(images[batch].float(), config.augment, augment_rng)
-                x = x.contiguous(memory_format=torch.channels_last)  # (B, 1, 28, 28)
-                y = labels[batch]
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach() * len(batch)
-                correct += (logits.argmax(1) == y).sum()
-                progress.update(step + 1, (step + 1 - first_step) * tc.batch_size,
-                                loss.item() if progress.live else 0.0)
-                steps_done = step + 1
-                periodic = tc.checkpoint_every and ((epoch - 1) * steps_per_epoch + steps_done) % tc.checkpoint_every
-                if (stop.requested or periodic == 0) and steps_done < steps_per_epoch:
-                    rng = {"augment": augment_rng.get_state(), "torch": torch.get_rng_state()}
-                    if device.type == "cuda":
-                        rng["cuda"] = torch.cuda.get_rng_state()
-                    save_last(epoch - 1, {"step": steps_done, "loss_sum": loss_sum.item(),
-                                          "correct": int(correct.item())}, rng)
-                    if stop.requested:
-                        progress.close()
-                        raise Interrupted(f"interrupted in epoch {epoch}, step {steps_done}/{steps_per_epoch}; "
-                                          f"checkpoint saved. Resume with:\n  digitlab train --resume {run_dir}")
-            train_seconds = time.perf_counter() - start
-            progress.close()
-
-            val = evaluate(model, val_set) if len(val_set) else {"loss": float("nan"), "accuracy": float("nan")}
-            record = {"epoch": epoch, "train_loss": loss_sum.item() / len(images),
-                      "train_accuracy": correct.item() / len(images), "val_loss": val["loss"],
-                      "val_accuracy": val["accuracy"], "lr": lr, "seconds": train_seconds,
-                      "images_per_s": (steps_per_epoch - first_step) * tc.batch_size / train_seconds}
-            if tc.eval_train:  # batches seen augmented with dropout on understate the fit; this is the clean figure
-                clean = evaluate(model, train_set)
-                record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
-            history.append(record)
-            log(f"epoch {epoch:>3}/{tc.epochs}  train loss {record['train_loss']:.4f} "
-                f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
-                f"acc {record['val_accuracy']:.2%}  {train_seconds:.1f} s ({record['images_per_s']:,.0f} img/s)")
-            if best is None or not len(val_set) or \
-                    (record["val_accuracy"], -record["val_loss"]) > (best["val_accuracy"], -best["val_loss"]):
-                best = record
-                save_checkpoint(run_dir / "model.safetensors", model, config, {"epoch": epoch, "selected_by": "val"})
-            record["elapsed_s"] = time.perf_counter() - started - traced_seconds
-            if test_set is not None:  # observed only: the choice above never sees the test set
-                trace_start = time.perf_counter()
-                record["selected_test_accuracy"] = evaluate(model, test_set)["accuracy"] if best is record \
-                    else best["selected_test_accuracy"]
-                traced_seconds += time.perf_counter() - trace_start
-            save_last(epoch)
-            write_history(run_dir, history)
-            if overfitting(history, tc.overfit_patience):
-                log(f"warning: overfitting - validation loss has risen for {tc.overfit_patience} epochs while "
-                    "training loss fell; more regularisation (dropout, augmentation) or fewer epochs may help")
-            if stop.requested:
-                raise Interrupted(f"interrupted after epoch {epoch}; checkpoint saved. Resume with:\n"
-                                  f"  digitlab train --resume {run_dir}")
-
-    return finish(run_dir, history, best, config, device, len(train_set), log)
+        f"({config.data.source}{'; validation size chosen automatically' if config.data.val_size is None else ''}"
+        f"); device: {device}, {torch.get_num_threads()} CPU threads"
+        + (f"; {processes.world} processes (torchrun), global batch {config.train.batch_size * processes.world}"
+           if processes.active else ""))  # fmt: skip
+    test_set = load_test(config.data) if config.train.trace_test else None
+    return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
+               resume_point, started)  # fmt: skip
 
 
-def finish(run_dir: Path, history: list[dict], best: dict, config: RunConfig, device, train_images: int,
-           log) -> dict:
-    """Evaluate the validation-chosen model on the test set, once, and write metrics.json."""
-    model, _, _, _ = load_checkpoint(run_dir / "model.safetensors", device)
-    test_set: Digits | None = load_test(config.data)
+def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes):
+    """A new run folder (rank 0 creates it and writes config.json; the others learn its name) and a seeded model
+    holding the training pixels' mean and standard deviation (the seed's norm_input)."""
+    run_dir = Path(processes.broadcast(str(new_run_dir(out)) if processes.main else None))
+    torch.manual_seed(config.train.seed)  # weight initialisation
+    model = build_model(config.model)
+    pixels = train_set.images.float()
+    model.normalize.mean.fill_(pixels.mean().item())
+    model.normalize.std.fill_(pixels.std().item())
+    if processes.main:
+        split = {"train_images": len(train_set), "val_images": len(val_set)}
+        write_json(run_dir / CONFIG, {"config": to_dict(config), "env": environment(), "split": split})
+    return run_dir, model, {}, {}
+
+
+def load_resumable(run_dir: Path, config: RunConfig):
+    """(model, metadata, tensors) of last.safetensors, checked to be resumable with `config`."""
+    model, recorded, info, tensors = load_checkpoint(run_dir / LAST)
+    changed = differences(to_dict(recorded), to_dict(config))
+    if changed:
+        raise DigitlabError(f"{run_dir} was trained with another config ({'; '.join(changed[:4])}); resume it "
+                            "with its own settings, or train a new run")  # fmt: skip
+    for key in ("history", "optimizer_param_groups"):
+        if key not in info:
+            raise DigitlabError(f"{run_dir / LAST}: metadata has no '{key}': not a resumable checkpoint")
+    if info.get("in_epoch", {}).get("step") and not {"rng.augment", "rng.torch"} <= tensors.keys():
+        raise DigitlabError(f"{run_dir / LAST}: a mid-epoch checkpoint without its random generator states")
+    return model, info, tensors
+
+
+def resume_config(run_dir: str | Path, source: str | None = None, data_dir: str | None = None) -> RunConfig:
+    """The config to resume `run_dir` with: the one recorded in its checkpoint, except that data paths stored there
+    are not trusted. A run trained on a file resumes only when the user names that file again (`source`); the data
+    cache is the default one unless `data_dir` is given."""
+    _, info = read_checkpoint(Path(run_dir) / LAST)
+    recorded = from_dict(RunConfig, info.get("config"), where=f"{Path(run_dir) / LAST}: config")
+    if recorded.data.source not in DATASETS and source != recorded.data.source:
+        raise DigitlabError(
+            f"{run_dir} was trained on the file {recorded.data.source!r}: pass --data with that path "
+            "to resume it (paths stored in a checkpoint are not opened by themselves)"
+        )
+    return dataclasses.replace(recorded, data=dataclasses.replace(recorded.data, data_dir=data_dir))
+
+
+def start_epoch(run: Run, number: int) -> Epoch:
+    """Seed the epoch's data order, augmentation and dropout from (seed, epoch); continue a resumed epoch's streams."""
+    seed = run.config.train.seed
+    shuffle = torch.Generator().manual_seed(epoch_seed(seed, number, 0))
+    augment_rng = make_generator(epoch_seed(seed, number, run.processes.stream(1)), run.device)
+    torch.manual_seed(epoch_seed(seed, number, run.processes.stream(2)))  # dropout
+    order = torch.randperm(len(run.images), generator=shuffle).to(run.device)
+    point, run.resume_point = run.resume_point, {}
+    if point.get("step"):  # resuming inside this epoch: the random streams continue where they stopped
+        augment_rng.set_state(point["rng.augment"].to(augment_rng.get_state().device))
+        torch.set_rng_state(point["rng.torch"])
+        if run.device.type == "cuda":
+            torch.cuda.set_rng_state(point["rng.cuda"])
+    return Epoch(
+        number,
+        order,
+        augment_rng,
+        point.get("step", 0),
+        torch.tensor(point.get("loss_sum", 0.0), device=run.device),
+        torch.tensor(point.get("correct", 0), device=run.device),
+    )
+
+
+def save_mid_epoch_if_due(run: Run, epoch: Epoch, steps_done: int, stop_requested: bool, progress) -> None:
+    """Checkpoint inside an epoch every `checkpoint_every` steps, or at once on Ctrl-C (then stop). Under torchrun
+    this waits for the epoch's end (see distributed.py)."""
+    every = run.config.train.checkpoint_every
+    due = bool(every) and ((epoch.number - 1) * run.steps_per_epoch + steps_done) % every == 0
+    if not (due or stop_requested) or steps_done >= run.steps_per_epoch or run.processes.active:
+        return
+    save_mid_epoch(run, epoch, steps_done)
+    if stop_requested:
+        progress.close()
+        raise Interrupted(f"interrupted in epoch {epoch.number}, step {steps_done}/{run.steps_per_epoch}; "
+                          f"checkpoint saved. Resume with:\n  digitlab train --resume {run.run_dir}")  # fmt: skip
+
+
+def save_last(run: Run, epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
+    meta = {"epoch": epochs_done, "history": run.history, **({"in_epoch": in_epoch} if in_epoch else {})}
+    save_checkpoint(run.run_dir / LAST, run.model, run.config, meta, optimizer=run.optimizer, rng=rng)
+
+
+def save_mid_epoch(run: Run, epoch: Epoch, steps_done: int) -> None:
+    rng = {"augment": epoch.augment_rng.get_state(), "torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state()
+    save_last(
+        run,
+        epoch.number - 1,
+        {"step": steps_done, "loss_sum": epoch.loss_sum.item(), "correct": int(epoch.correct.item())},
+        rng,
+    )
+
+
+def end_epoch(run: Run, epoch: Epoch, log) -> None:
+    """The epoch's training sums over all processes; then rank 0 records the epoch while the others wait."""
+    epoch.loss_sum, epoch.correct = run.processes.sum(epoch.loss_sum), run.processes.sum(epoch.correct)
+    if run.processes.main:
+        record_epoch(run, epoch, log)
+    run.processes.barrier()
+
+
+def record_epoch(run: Run, epoch: Epoch, log) -> None:
+    """Validate, record, keep the best model, checkpoint, write the history; warn on overfitting."""
+    tc, n = run.config.train, len(run.images)
+    seconds = time.perf_counter() - epoch.start
+    val = evaluate(run.model, run.val_set) if len(run.val_set) else {"loss": float("nan"), "accuracy": float("nan")}
+    record = {
+        "epoch": epoch.number,
+        "train_loss": epoch.loss_sum.item() / n,
+        "train_accuracy": epoch.correct.item() / n,
+        "val_loss": val["loss"],
+        "val_accuracy": val["accuracy"],
+        "lr": epoch.lr,
+        "seconds": seconds,
+        "images_per_s": (run.steps_per_epoch - epoch.first_step) * run.global_batch / seconds,
+    }
+    if tc.eval_train:  # batches seen augmented with dropout on understate the fit; this is the clean figure
+        clean = evaluate(run.model, run.train_set)
+        record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
+    run.history.append(record)
+    log(
+        f"epoch {epoch.number:>3}/{tc.epochs}  train loss {record['train_loss']:.4f} "
+        f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
+        f"acc {record['val_accuracy']:.2%}  {seconds:.1f} s ({record['images_per_s']:,.0f} img/s)"
+    )
+    if run.best is None or not len(run.val_set) or selection_key(record) > selection_key(run.best):
+        run.best = record
+        save_checkpoint(run.run_dir / MODEL, run.model, run.config, {"epoch": epoch.number, "selected_by": "val"})
+    record["elapsed_s"] = time.perf_counter() - run.started - run.traced_seconds
+    if run.test_set is not None:  # observed only: the choice above never sees the test set
+        trace_start = time.perf_counter()
+        record["selected_test_accuracy"] = (
+            evaluate(run.model, run.test_set)["accuracy"] if run.best is record else run.best["selected_test_accuracy"]
+        )
+        run.traced_seconds += time.perf_counter() - trace_start
+    save_last(run, epoch.number)
+    write_history(run.run_dir, run.history)
+    if overfitting(run.history, tc.overfit_patience):
+        log(
+            f"warning: overfitting - validation loss has risen for {tc.overfit_patience} epochs while "
+            "training loss fell; more regularisation (dropout, augmentation) or fewer epochs may help"
+        )
+
+
+def finish(run: Run, log) -> dict:
+    """Evaluate the validation-chosen model on the test set, once, and write metrics.json (rank 0)."""
+    if not run.processes.main:
+        run.processes.close()
+        return {}
+    model, _, _, _ = load_checkpoint(run.run_dir / MODEL, run.device)
+    test_set = load_test(run.config.data)
     test = evaluate(model, test_set) if test_set is not None else None
-    rates = [h["images_per_s"] for h in history]
-    metrics = {"best_epoch": best["epoch"], "val_accuracy": best["val_accuracy"], "val_loss": best["val_loss"],
-               "test": test, "train_images_per_s_median": float(np.median(rates)),
-               "epoch_seconds_median": float(np.median([h["seconds"] for h in history])),
-               "train_seconds_total": float(sum(h["seconds"] for h in history)), "train_images": train_images,
-               "run_dir": str(run_dir)}
-    write_json(run_dir / "metrics.json", metrics)
+    history, best = run.history, run.best
+    metrics = {
+        "best_epoch": best["epoch"],
+        "val_accuracy": best["val_accuracy"],
+        "val_loss": best["val_loss"],
+        "test": test,
+        "train_images_per_s_median": float(np.median([h["images_per_s"] for h in history])),
+        "epoch_seconds_median": float(np.median([h["seconds"] for h in history])),
+        "train_seconds_total": float(sum(h["seconds"] for h in history)),
+        "train_images": len(run.train_set),
+        "val_images": len(run.val_set),
+    }
+    write_json(run.run_dir / METRICS, metrics)
     log(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.2%} (loss {best['val_loss']:.4f})")
     if test is not None:
         log(f"test accuracy {test['accuracy']:.2%} ({test['errors']} errors in {test['n']:,}), loss {test['loss']:.4f}")
     else:
         log("test accuracy: n/a (the data source has no labelled test split)")
-    log(f"run saved in {run_dir}")
+    log(f"run saved in {run.run_dir}")
+    run.processes.close()
     return metrics
-

@@ -1,6 +1,6 @@
 """Regenerate docs/draw.png: serve a run, draw an MNIST test digit on the page in headless Chromium, screenshot.
 
-    python docs/screenshot_page.py RUN_DIR
+python docs/screenshot_page.py RUN_DIR
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ from playwright.sync_api import sync_playwright
 
 from digitlab.datasets import load_split
 
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main(run: str, index: int = 0) -> None:
@@ -42,7 +49,7 @@ def main(run: str, index: int = 0) -> None:
             box = page.locator("#pad").bounding_box()
             for row in range(28):
                 ink = np.flatnonzero(image[row] > 100)
-                for run_ in (np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1) if len(ink) else []):
+                for run_ in np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1) if len(ink) else []:
                     y = box["y"] + (row + 0.5) * box["height"] / 28
                     page.mouse.move(box["x"] + (run_[0] + 0.5) * box["width"] / 28, y)
                     page.mouse.down()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,26 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def data_dir(mnist_dir) -> Path:
     return data_root()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, data_dir) -> Path:
+    """The one small trained run every test that needs a model shares: `digitlab train` as a user runs it, the
+    reference CNN for 3 epochs on 5,000 MNIST images (about 98 % test accuracy, some 20 s on 2 cores). Tests read it
+    and must not change it; a test that breaks a run folder copies it first (`copy_run`)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    r = run_cli("train", "--epochs", "3", "--train-size", "5000", "--val-size", "500", "--out", str(out),
+                "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "test accuracy" in r.stdout and f"run saved in {out}" in r.stdout
+    assert "Total params: 601,578" in r.stdout
+    return out
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A private copy of a run folder, for tests that change or break it."""
+    shutil.copytree(run, to)
+    return to
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -47,5 +72,54 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """Run `python -m digitlab.cli ...` as a real subprocess; returns CompletedProcess with text output."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "digitlab.cli", *args], cwd=cwd or REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "digitlab.cli", *args],
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run_dir: Path) -> tuple[subprocess.Popen, str]:
+    """`digitlab serve RUN` as a real process on a free port; returns it once /health answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digitlab.cli", "serve", str(run_dir), "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            return process, url
+        except (urllib.error.URLError, ConnectionError):
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    raise AssertionError("server did not start")
+
+
+@pytest.fixture(scope="session")
+def served_run(trained_run, tmp_path_factory) -> Path:
+    """A copy of the trained run for the server tests: the auto engine writes model.onnx into the folder it serves."""
+    return copy_run(trained_run, tmp_path_factory.mktemp("serve") / "run")
+
+
+@pytest.fixture(scope="session")
+def server(served_run):
+    """One `digitlab serve` process shared by the HTTP tests; its URL."""
+    process, url = start_server(served_run)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)

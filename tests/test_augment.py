@@ -47,8 +47,13 @@ def test_each_image_gets_its_own_transform():
 
 
 @settings(max_examples=40, deadline=None)
-@given(rot=st.floats(0, 30), shift=st.floats(0, 0.3), shear=st.floats(0, 0.6), zoom=st.floats(0, 0.3),
-       seed=st.integers(0, 2**31))
+@given(
+    rot=st.floats(0, 30),
+    shift=st.floats(0, 0.3),
+    shear=st.floats(0, 0.6),
+    zoom=st.floats(0, 0.3),
+    seed=st.integers(0, 2**31),
+)
 def test_matrices_stay_within_the_configured_ranges(rot, shift, shear, zoom, seed):
     config = AugmentConfig(rotation_deg=rot, shift=shift, shear_rad=shear, zoom=zoom)
     theta = random_affine_matrices(256, config, make_generator(seed, "cpu"), "cpu")
@@ -73,7 +78,7 @@ def test_pure_shift_moves_a_dot():
     x = torch.zeros(1, 1, 28, 28)
     x[0, 0, 14, 14] = 255
     theta = torch.tensor([[[1.0, 0, 2 * 3 / 28], [0, 1.0, 0]]])  # sample 3 pixels to the right: content moves left
-    out = torch.nn.functional.grid_sample(x, torch.nn.functional.affine_grid(theta, [1, 1, 28, 28],
-                                                                             align_corners=False),
-                                          align_corners=False)
+    out = torch.nn.functional.grid_sample(
+        x, torch.nn.functional.affine_grid(theta, [1, 1, 28, 28], align_corners=False), align_corners=False
+    )
     assert out[0, 0, 14, 11] > 254

@@ -12,17 +12,6 @@ from digitlab.formats import read_idx_pair, write_kaggle_csv
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, data_dir):
-    out = tmp_path_factory.mktemp("cli") / "run"
-    r = run_cli("train", "--epochs", "2", "--train-size", "2000", "--val-size", "500", "--out", str(out),
-                "--data-dir", str(data_dir))
-    assert r.returncode == 0, r.stderr
-    assert "test accuracy" in r.stdout and f"run saved in {out}" in r.stdout
-    assert "Total params: 601,578" in r.stdout
-    return out
-
-
-@pytest.fixture(scope="module")
 def test_images(mnist_dir):
     return read_idx_pair(mnist_dir / "t10k-images-idx3-ubyte", mnist_dir / "t10k-labels-idx1-ubyte")
 
@@ -78,7 +67,7 @@ def test_bad_input_one_message_exit_2_nothing_written(trained_run, tmp_path, tes
     assert str(bad) in r.stderr and "row 4" in r.stderr and "pixel 300" in r.stderr
     assert not out.exists()
     out.write_text("precious")
-    assert run_cli("predict", str(trained_run), "--input", str(bad), "--out", str(out)).returncode == 2
+    assert run_cli("predict", str(trained_run), "--input", str(bad), "--out", str(out), "--force").returncode == 2
     assert out.read_text() == "precious"
     assert list(tmp_path.glob(".sub.csv*")) == []
     debug = run_cli("--debug", "predict", str(trained_run), "--input", str(bad), "--out", str(out))
@@ -92,12 +81,15 @@ def test_train_refuses_to_overwrite_a_run(trained_run):
     assert (trained_run / "model.safetensors").read_bytes() == before
 
 
-@pytest.mark.parametrize("args, words", [
-    (["train", "--epochs", "0"], "epochs 0 must be >= 1"),
-    (["train", "--dropout", "1.5"], "dropout 1.5"),
-    (["train", "--data", "no/such/file.csv"], "nor an existing file"),
-    (["evaluate", "no/such/run"], "no such run folder"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["train", "--epochs", "0"], "epochs 0 must be in [1, 100000]"),
+        (["train", "--dropout", "1.5"], "dropout 1.5"),
+        (["train", "--data", "no/such/file.csv"], "nor an existing file"),
+        (["evaluate", "no/such/run"], "no such run folder"),
+    ],
+)
 def test_usage_errors(args, words):
     r = run_cli(*args)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
@@ -126,8 +118,22 @@ def test_data_fetch_reports_the_verified_cache(data_dir):
 
 def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
     run = tmp_path / "fast"
-    r = run_cli("train", "--recipe", "fast", "--epochs", "1", "--train-size", "1000", "--val-size", "200",
-                "--augment", "--out", str(run), "--data-dir", str(data_dir))
+    r = run_cli(
+        "train",
+        "--recipe",
+        "fast",
+        "--epochs",
+        "1",
+        "--train-size",
+        "1000",
+        "--val-size",
+        "200",
+        "--augment",
+        "--out",
+        str(run),
+        "--data-dir",
+        str(data_dir),
+    )
     assert r.returncode == 0, r.stderr
     assert "Model: CompactCNN" in r.stdout
     config = json.loads((run / "config.json").read_text())["config"]

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import pickle
 
 import pytest
 import torch
 
-from digitlab.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from digitlab.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from digitlab.cli import main
 from digitlab.config import RECIPE_NAMES, AugmentConfig, RunConfig, TrainConfig, from_dict, override, recipe, to_dict
 from digitlab.errors import DataError, DigitlabError
 from digitlab.models import build_model
 
 
 def test_config_round_trip_and_validation():
-    config = override(RunConfig(), {"train.epochs": 3, "model.batch_norm": False, "data.train_size": 1000,
-                                    "augment.enabled": False, "train.threads": None})
+    config = override(
+        RunConfig(),
+        {
+            "train.epochs": 3,
+            "model.batch_norm": False,
+            "data.train_size": 1000,
+            "augment.enabled": False,
+            "train.threads": None,
+        },
+    )
     assert from_dict(RunConfig, to_dict(config)) == config
     assert config.train.epochs == 3 and not config.model.batch_norm and config.train.threads is None
     with pytest.raises(DigitlabError, match="unknown field"):
@@ -91,3 +101,65 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path):
         save_checkpoint(path, Broken(), RunConfig())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"train.lr": float("inf")}, "learning rate inf"),
+        ({"train.lr": float("nan")}, "learning rate nan"),
+        ({"model.num_classes": 10**9}, "10 classes"),
+        ({"train.epochs": 10**9}, "epochs"),
+        ({"train.batch_size": 10**9}, "batch size"),
+        ({"train.seed": -1}, "seed -1"),
+        ({"train.weight_decay": float("inf")}, "weight decay"),
+        ({"augment.rotation_deg": float("nan")}, "finite"),
+    ],
+)
+def test_config_bounds(changes, words):
+    with pytest.raises(DigitlabError, match=words):
+        override(RunConfig(), changes)
+
+
+def crafted_checkpoint(path, info: dict, tensors: dict | None = None):
+    """A safetensors file with the given digitlab metadata (the model's tensors unless `tensors`)."""
+    from safetensors.torch import save_file
+
+    model = build_model(RunConfig().model)
+    tensors = tensors if tensors is not None else {f"model.{k}": v.contiguous() for k, v in model.state_dict().items()}
+    save_file(tensors, str(path), metadata={"digitlab": json.dumps(info)})
+    return path
+
+
+CRAFTED = {
+    "config-is-a-string": {"format": FORMAT, "config": "[1]"},
+    "config-missing": {"format": FORMAT},
+    "env-is-a-list": {"format": FORMAT, "config": to_dict(RunConfig()), "env": [1]},
+    "odd-optimizer": {"format": FORMAT, "config": {**to_dict(RunConfig()), "train": {"optimizer": "lion"}}},
+    "huge-classes": {"format": FORMAT, "config": {**to_dict(RunConfig()), "model": {"num_classes": 10**9}}},
+    "history-of-strings": {"format": FORMAT, "config": to_dict(RunConfig()), "history": ["x"]},
+    "metadata-is-a-list": [1, 2],
+}
+
+
+@pytest.mark.parametrize("name", CRAFTED)
+def test_crafted_checkpoint_metadata_is_one_clear_error(name, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    crafted_checkpoint(run / "model.safetensors", CRAFTED[name])
+    crafted_checkpoint(run / "last.safetensors", CRAFTED[name])
+    for argv in (["evaluate", str(run), "--engine", "torch"], ["train", "--resume", str(run)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("digitlab: error: ") and "safetensors" in err[0], err
+
+
+def test_resume_with_a_broken_optimizer_state_is_one_clear_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    info = {"format": FORMAT, "config": to_dict(RunConfig()), "epoch": 1, "history": [],
+            "optimizer_param_groups": [{"nonsense": 1}]}  # fmt: skip
+    crafted_checkpoint(run / "last.safetensors", info)
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "optimizer state" in err and "Traceback" not in err

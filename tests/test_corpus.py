@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from digitlab.cli import main
-from digitlab.config import DataConfig, RunConfig, TrainConfig
-from digitlab.train import train
 
 HERE = Path(__file__).parent
 CASES = None
@@ -24,19 +22,11 @@ def corpus_cases() -> list[dict]:
     global CASES
     if CASES is None:
         folder = Path(tempfile.mkdtemp(prefix="digitlab-corpus-"))
-        subprocess.run([sys.executable, str(HERE / "corpus" / "make_corpus.py"), str(folder)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, str(HERE / "corpus" / "make_corpus.py"), str(folder)], check=True, capture_output=True
+        )
         CASES = [{**case, "path": folder / case["file"]} for case in json.loads((folder / "cases.json").read_text())]
     return CASES
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory, data_dir):
-    out = tmp_path_factory.mktemp("corpus") / "run"
-    config = RunConfig(data=DataConfig(val_size=200, train_size=500, data_dir=str(data_dir)),
-                       train=TrainConfig(epochs=1))
-    train(config, out=out, log=lambda *_: None)
-    return out
 
 
 def test_corpus_is_big_enough():
@@ -44,13 +34,15 @@ def test_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize("case", corpus_cases(), ids=lambda c: c["file"])
-def test_malformed_input_is_refused_cleanly(case, small_run, tmp_path, capsys):
+def test_malformed_input_is_refused_cleanly(case, trained_run, tmp_path, capsys):
     out = tmp_path / "submission.csv"
     path = str(case["path"])
-    argv = {"predict": ["predict", str(small_run), "--input", path, "--out", str(out)],
-            "evaluate": ["evaluate", str(small_run), "--data", path],
-            "evaluate-train": ["evaluate", str(small_run), "--data", path, "--split", "train"],
-            "run": ["evaluate", path]}[case["command"]]
+    argv = {
+        "predict": ["predict", str(trained_run), "--input", path, "--out", str(out)],
+        "evaluate": ["evaluate", str(trained_run), "--data", path],
+        "evaluate-train": ["evaluate", str(trained_run), "--data", path, "--split", "train"],
+        "run": ["evaluate", path],
+    }[case["command"]]
     code = main(argv)
     captured = capsys.readouterr()
     assert code == 2, captured
@@ -63,10 +55,10 @@ def test_malformed_input_is_refused_cleanly(case, small_run, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_existing_output_survives_a_bad_input(small_run, tmp_path, capsys):
+def test_existing_output_survives_a_bad_input(trained_run, tmp_path, capsys):
     out = tmp_path / "submission.csv"
     out.write_text("ImageId,Label\n1,7\n")
     bad = next(c for c in corpus_cases() if c["file"] == "csv_pixel_256.csv")
-    assert main(["predict", str(small_run), "--input", str(bad["path"]), "--out", str(out)]) == 2
+    assert main(["predict", str(trained_run), "--input", str(bad["path"]), "--out", str(out), "--force"]) == 2
     assert out.read_text() == "ImageId,Label\n1,7\n"
     assert [p.name for p in tmp_path.iterdir()] == ["submission.csv"]

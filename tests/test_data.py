@@ -42,8 +42,7 @@ def test_train_val_split_from_training_data_only(data_dir):
 
 def test_corrupted_cache_is_detected_and_refetched(tmp_path, mnist_dir, monkeypatch):
     """A cache file whose hash is wrong is replaced from the next source (here: a local folder)."""
-    spec = dataclasses.replace(datasets.DATASETS["mnist"], local_dirs=(str(mnist_dir),), mirrors=(),
-                               npm_package=None)
+    spec = dataclasses.replace(datasets.DATASETS["mnist"], local_dirs=(str(mnist_dir),), mirrors=(), npm_package=None)
     monkeypatch.setitem(datasets.DATASETS, "mnist", spec)
     cache = tmp_path / "cache"
     folder = datasets.fetch("mnist", cache, verbose=False)
@@ -57,8 +56,9 @@ def test_failed_fetch_lists_sources_and_leaves_nothing(tmp_path, monkeypatch):
     bogus = tmp_path / "bogus"
     bogus.mkdir()
     (bogus / "train-images-idx3-ubyte").write_bytes(b"not mnist")
-    spec = dataclasses.replace(datasets.DATASETS["mnist"], local_dirs=(str(bogus),),
-                               mirrors=("http://127.0.0.1:9/",), npm_package=None)
+    spec = dataclasses.replace(
+        datasets.DATASETS["mnist"], local_dirs=(str(bogus),), mirrors=("http://127.0.0.1:9/",), npm_package=None
+    )
     monkeypatch.setitem(datasets.DATASETS, "mnist", spec)
     with pytest.raises(DigitlabError) as e:
         datasets.fetch("mnist", tmp_path / "cache", verbose=False)

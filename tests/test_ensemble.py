@@ -10,8 +10,7 @@ import torch
 from conftest import run_cli
 
 from digitlab.augment import shift_batch, tta_views
-from digitlab.ensemble import EnsembleEngine
-from digitlab.export import TorchEngine
+from digitlab.engines import EnsembleEngine, TorchEngine
 
 
 def test_tta_views_are_exact_one_pixel_shifts():
@@ -28,8 +27,24 @@ def test_tta_views_are_exact_one_pixel_shifts():
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("ens") / "ensemble"
-    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300",
-                "--epochs", "3", "--batch-size", "64", "--out", str(out), "--data-dir", str(data_dir))
+    r = run_cli(
+        "ensemble",
+        "--members",
+        "2",
+        "--tta",
+        "--train-size",
+        "1000",
+        "--val-size",
+        "300",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+    )
     assert r.returncode == 0, r.stderr
     assert "ensemble of 2: validation" in r.stdout and "TTA is on for predict and serve" in r.stdout
     return out
@@ -49,6 +64,7 @@ def test_members_share_the_split_and_differ_in_seed(ensemble_dir):
 
 def test_ensemble_averages_member_probabilities_over_views(ensemble_dir, mnist_dir):
     from digitlab.formats import read_idx
+
     images = torch.from_numpy(read_idx(mnist_dir / "t10k-images-idx3-ubyte", "images")[:64]).unsqueeze(1)
     ensemble = EnsembleEngine(ensemble_dir, engine="torch")
     members = [TorchEngine(ensemble_dir / f"member-{i}" / "model.safetensors") for i in (0, 1)]
@@ -67,15 +83,45 @@ def test_evaluate_and_predict_accept_an_ensemble_folder(ensemble_dir, tmp_path, 
 
 
 def test_rerun_reuses_members(ensemble_dir, data_dir):
-    r = run_cli("ensemble", "--members", "2", "--tta", "--train-size", "1000", "--val-size", "300",
-                "--epochs", "3", "--batch-size", "64", "--out", str(ensemble_dir), "--data-dir", str(data_dir))
+    r = run_cli(
+        "ensemble",
+        "--members",
+        "2",
+        "--tta",
+        "--train-size",
+        "1000",
+        "--val-size",
+        "300",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "64",
+        "--out",
+        str(ensemble_dir),
+        "--data-dir",
+        str(data_dir),
+    )
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
 
 
 def test_members_train_in_parallel_worker_processes(tmp_path, data_dir):
     out = tmp_path / "parallel"
-    args = ["--recipe", "fast", "--members", "2", "--train-size", "600", "--val-size", "200", "--epochs", "1",
-            "--out", str(out), "--data-dir", str(data_dir)]
+    args = [
+        "--recipe",
+        "fast",
+        "--members",
+        "2",
+        "--train-size",
+        "600",
+        "--val-size",
+        "200",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+    ]
     r = run_cli("ensemble", "--jobs", "2", *args)
     assert r.returncode == 0, r.stderr
     assert "2 at a time in separate processes, 1 CPU threads each" in r.stdout
@@ -87,7 +133,17 @@ def test_members_train_in_parallel_worker_processes(tmp_path, data_dir):
     r = run_cli("ensemble", "--threads", "1", *args[:-4], "--out", str(serial), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     from digitlab.checkpoint import read_checkpoint
+
     for i in (0, 1):
         a = read_checkpoint(out / f"member-{i}" / "model.safetensors")[0]
         b = read_checkpoint(serial / f"member-{i}" / "model.safetensors")[0]
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rerun_with_another_recipe_is_refused_not_reported_as_it(ensemble_dir, data_dir):
+    before = (ensemble_dir / "member-0" / "model.safetensors").read_bytes()
+    args = ["--members", "2", "--train-size", "1000", "--val-size", "300", "--epochs", "3", "--batch-size", "64"]
+    r = run_cli("ensemble", "--recipe", "fast", *args, "--out", str(ensemble_dir), "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "recipe: 'reference' -> 'fast'" in r.stderr and "--force" in r.stderr, r.stderr
+    assert (ensemble_dir / "member-0" / "model.safetensors").read_bytes() == before

@@ -23,8 +23,24 @@ VOLATILE = ("seconds", "images_per_s", "elapsed_s")  # wall-clock figures differ
 
 
 def train_args(data_dir, out) -> list[str]:
-    return ["--epochs", "4", "--train-size", "2000", "--val-size", "300", "--batch-size", "64", "--device", "cpu",
-            "--checkpoint-every", "4", "--data-dir", str(data_dir), "--out", str(out)]
+    return [
+        "--epochs",
+        "4",
+        "--train-size",
+        "2000",
+        "--val-size",
+        "300",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "4",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +91,9 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, data_di
 
 def ctrl_c_during_training(data_dir, out) -> tuple[int, str]:
     """Start a training process, press Ctrl-C (SIGINT) a second into training; (exit code, stderr)."""
-    process = subprocess.Popen(CLI + train_args(data_dir, out), env=ENV, cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        CLI + train_args(data_dir, out), env=ENV, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     for line in process.stdout:
         if line.startswith("run folder:"):
             break
@@ -108,21 +125,30 @@ def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp
     out = tmp_path / "run"
     assert ctrl_c_during_training(data_dir, out)[0] == 130
     before = (out / "last.safetensors").read_bytes()
-    r = subprocess.run(CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True,
-                       preexec_fn=_limit_file_size)
+    r = subprocess.run(
+        CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True, preexec_fn=_limit_file_size
+    )
     assert r.returncode == 2, r.stderr
     assert "cannot write" in r.stderr and "File too large" in r.stderr and "Traceback" not in r.stderr
     assert (out / "last.safetensors").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
-@pytest.mark.parametrize("argv", [
-    ["train", "--epochs", "1", "--out", "/proc/digitlab-run"],
-    ["data", "kaggle-csv", "--out", "/proc/digitlab-kaggle"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--epochs", "1", "--out", "/proc/digitlab-run"],
+        ["data", "kaggle-csv", "--out", "/proc/digitlab-kaggle"],
+    ],
+)
 def test_unwritable_output_folder_is_a_clear_error(argv, data_dir):
-    r = subprocess.run([sys.executable, "-m", "digitlab.cli", *argv, "--data-dir", str(data_dir)], env=ENV, cwd=REPO,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "digitlab.cli", *argv, "--data-dir", str(data_dir)],
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "cannot" in r.stderr and "/proc/digitlab" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
 
@@ -138,8 +164,15 @@ def test_auto_engine_falls_back_to_torch_when_onnx_cannot_be_written(tmp_path, d
     from digitlab.checkpoint import save_checkpoint
     from digitlab.config import RunConfig
     from digitlab.models import build_model
+
     save_checkpoint(tmp_path / "model.safetensors", build_model(RunConfig().model), RunConfig())
-    r = subprocess.run([sys.executable, "-m", "digitlab.cli", "evaluate", str(tmp_path), "--data-dir", str(data_dir)],
-                       env=ENV, cwd=REPO, capture_output=True, text=True, preexec_fn=_limit_file_size)
+    r = subprocess.run(
+        [sys.executable, "-m", "digitlab.cli", "evaluate", str(tmp_path), "--data-dir", str(data_dir)],
+        env=ENV,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+    )
     assert r.returncode == 0, r.stderr
     assert "(torch): accuracy" in r.stdout and not (tmp_path / "model.onnx").exists()

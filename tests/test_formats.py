@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import io
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -52,17 +56,20 @@ def test_real_mnist_files(mnist_dir):
     assert labels[:5].tolist() == [7, 2, 1, 0, 4]
 
 
-@pytest.mark.parametrize("mutate, where, words", [
-    (lambda b: b[:100], "byte 100", "ends early"),
-    (lambda b: b[:10], "byte 10", "header cut off"),
-    (lambda b: b + b"\x00", "byte", "trailing data"),
-    (lambda b: b"\x00\x00\x09\x03" + b[4:], "byte 0", "magic"),
-    (lambda b: b"\x12\x34\x08\x03" + b[4:], "byte 0", "magic"),
-    (lambda b: b[:3] + b"\x02" + b[4:], "byte 3", "2 dimensions"),
-    (lambda b: b[:8] + (27).to_bytes(4, "big") + b[12:], "byte 8", "27x28"),
-    (lambda b: b[:4] + (600_000_000).to_bytes(4, "big") + b[8:], "byte 4", "allowed"),
-    (lambda b: b"", "byte 0", "too short"),
-])
+@pytest.mark.parametrize(
+    "mutate, where, words",
+    [
+        (lambda b: b[:100], "byte 100", "ends early"),
+        (lambda b: b[:10], "byte 10", "header cut off"),
+        (lambda b: b + b"\x00", "byte", "trailing data"),
+        (lambda b: b"\x00\x00\x09\x03" + b[4:], "byte 0", "magic"),
+        (lambda b: b"\x12\x34\x08\x03" + b[4:], "byte 0", "magic"),
+        (lambda b: b[:3] + b"\x02" + b[4:], "byte 3", "2 dimensions"),
+        (lambda b: b[:8] + (27).to_bytes(4, "big") + b[12:], "byte 8", "27x28"),
+        (lambda b: b[:4] + (600_000_000).to_bytes(4, "big") + b[8:], "byte 4", "allowed"),
+        (lambda b: b"", "byte 0", "too short"),
+    ],
+)
 def test_idx_rejects_bad_images(tmp_path, tiny_images, mutate, where, words):
     path = tmp_path / "bad"
     path.write_bytes(mutate(idx_bytes(tiny_images[0])))
@@ -129,22 +136,25 @@ def _replace_cell(text: str, row: int, col: int, value: str) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("edit, where, words", [
-    (lambda t: _replace_cell(t, 3, 5, "abc"), "row 3, column 5", "'abc' is not a pixel value"),
-    (lambda t: _replace_cell(t, 3, 5, "256"), "row 3, column 5", "pixel 256"),
-    (lambda t: _replace_cell(t, 4, 9, "-1"), "row 4, column 9", "'-1' is not a pixel value"),
-    (lambda t: _replace_cell(t, 2, 2, "3.5"), "row 2, column 2", "'3.5'"),
-    (lambda t: _replace_cell(t, 5, 1, "10"), "row 5, column 1", "label 10"),
-    (lambda t: _replace_cell(t, 5, 1, "x"), "row 5, column 1", "not a label"),
-    (lambda t: _replace_cell(t, 2, 1, ""), "row 2, column 1", "not a label"),
-    (lambda t: t.replace("\n", ",7\n", 2).replace(",7\n", "\n", 1), "row 2", "786 columns"),
-    (lambda t: "\n".join(line.rsplit(",", 1)[0] for line in t.split("\n")), "row 1", "pixel783"),
-    (lambda t: t.replace("pixel5,", "pixelfive,", 1), "row 1, column 7", "'pixelfive'"),
-    (lambda t: t.split("\n", 1)[1], "row 1", "no header"),
-    (lambda t: t.split("\n", 1)[0] + "\n", "row 2", "only a header"),
-    (lambda t: "", None, "empty"),
-    (lambda t: t.replace("0,", "0\x00,", 1), "byte", "NUL"),
-])
+@pytest.mark.parametrize(
+    "edit, where, words",
+    [
+        (lambda t: _replace_cell(t, 3, 5, "abc"), "row 3, column 5", "'abc' is not a pixel value"),
+        (lambda t: _replace_cell(t, 3, 5, "256"), "row 3, column 5", "pixel 256"),
+        (lambda t: _replace_cell(t, 4, 9, "-1"), "row 4, column 9", "'-1' is not a pixel value"),
+        (lambda t: _replace_cell(t, 2, 2, "3.5"), "row 2, column 2", "'3.5'"),
+        (lambda t: _replace_cell(t, 5, 1, "10"), "row 5, column 1", "label 10"),
+        (lambda t: _replace_cell(t, 5, 1, "x"), "row 5, column 1", "not a label"),
+        (lambda t: _replace_cell(t, 2, 1, ""), "row 2, column 1", "not a label"),
+        (lambda t: t.replace("\n", ",7\n", 2).replace(",7\n", "\n", 1), "row 2", "786 columns"),
+        (lambda t: "\n".join(line.rsplit(",", 1)[0] for line in t.split("\n")), "row 1", "pixel783"),
+        (lambda t: t.replace("pixel5,", "pixelfive,", 1), "row 1, column 7", "'pixelfive'"),
+        (lambda t: t.split("\n", 1)[1], "row 1", "no header"),
+        (lambda t: t.split("\n", 1)[0] + "\n", "row 2", "only a header"),
+        (lambda t: "", None, "empty"),
+        (lambda t: t.replace("0,", "0\x00,", 1), "byte", "NUL"),
+    ],
+)
 def test_csv_rejects_bad_input(tmp_path, tiny_images, edit, where, words):
     path = tmp_path / "bad.csv"
     path.write_text(edit(csv_text(*tiny_images)))
@@ -180,10 +190,14 @@ def test_npz_good_and_bad(tmp_path, tiny_images):
     np.testing.assert_array_equal(got, images)
     np.savez(tmp_path / "flat.npz", x=images.reshape(5, 784).astype(np.int64))
     assert read_npz(tmp_path / "flat.npz")[0].shape == (5, 28, 28)
-    cases = {"keys.npz": dict(pixels=images), "float.npz": dict(images=images.astype(np.float32)),
-             "shape.npz": dict(images=images[:, :20]), "range.npz": dict(images=images.astype(np.int32) + 1),
-             "labels.npz": dict(images=images, labels=labels[:3]),
-             "label10.npz": dict(images=images, labels=labels + 6)}
+    cases = {
+        "keys.npz": dict(pixels=images),
+        "float.npz": dict(images=images.astype(np.float32)),
+        "shape.npz": dict(images=images[:, :20]),
+        "range.npz": dict(images=images.astype(np.int32) + 1),
+        "labels.npz": dict(images=images, labels=labels[:3]),
+        "label10.npz": dict(images=images, labels=labels + 6),
+    }
     for name, arrays in cases.items():
         np.savez(tmp_path / name, **arrays)
         with pytest.raises(DataError) as e:
@@ -237,10 +251,42 @@ def test_near_valid_csv_only_raises_data_error(tmp_path, tiny_images, pos, junk)
     text = csv_text(*tiny_images)
     pos = min(pos, len(text))
     path = tmp_path / "near.csv"
-    path.write_text(text[:pos] + junk + text[pos:], encoding="utf-8", errors="surrogatepass") if "\ud800" not in junk \
-        else path.write_bytes((text[:pos] + text[pos:]).encode())
+    path.write_text(
+        text[:pos] + junk + text[pos:], encoding="utf-8", errors="surrogatepass"
+    ) if "\ud800" not in junk else path.write_bytes((text[:pos] + text[pos:]).encode())
     try:
         images, labels = read_csv(path)
     except DataError:
         return
     assert images.shape[1:] == (28, 28) and (labels is None or labels.max() <= 9)
+
+
+BOUNDED_READ = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # 4 GiB: the claims below need 7.8 GB
+from digitlab.errors import DataError
+from digitlab.formats import read_images
+try:
+    read_images(sys.argv[1])
+except DataError as e:
+    print("DataError:", e)
+"""
+
+
+@pytest.mark.parametrize("kind", ["idx", "idx.gz", "npz"])
+def test_a_header_claiming_10_million_images_is_refused_without_allocating(tmp_path, kind):
+    header = bytes([0, 0, 8, 3]) + (10_000_000).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
+    path = tmp_path / f"claims.{kind}"
+    if kind == "npz":  # a .npy header declaring (10 M, 28, 28) over 784 bytes of data
+        npy = io.BytesIO()
+        np.lib.format.write_array_header_1_0(npy, {"descr": "|u1", "fortran_order": False,
+                                                   "shape": (10_000_000, 28, 28)})  # fmt: skip
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("images.npy", npy.getvalue() + bytes(784))
+    else:
+        data = header + bytes(784)
+        path.write_bytes(gzip.compress(data) if kind == "idx.gz" else data)
+    assert path.stat().st_size < 1100
+    r = subprocess.run([sys.executable, "-c", BOUNDED_READ, str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "MemoryError" not in r.stderr, r.stderr[-500:]
+    assert r.stdout.startswith("DataError:") and str(path) in r.stdout, r.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 from browser import check_report_in_browser
@@ -20,8 +21,21 @@ STRATEGIES = ["none", "dropout", "bn", "augment", "all"]
 @pytest.fixture(scope="module")
 def lab_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("lab") / "lab"
-    r = run_cli("lab", "--train-size", "1000", "--epochs", "4", "--batch-size", "64", "--val-size", "500",
-                "--out", str(out), "--data-dir", str(data_dir))
+    r = run_cli(
+        "lab",
+        "--train-size",
+        "1000",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "64",
+        "--val-size",
+        "500",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+    )
     assert r.returncode == 0, r.stderr
     assert "| configuration |" in r.stdout
     return out
@@ -32,8 +46,16 @@ def test_lab_table_structure(lab_dir):
     assert [r["configuration"] for r in rows] == STRATEGIES
     assert all(r["train_images"] == "1000" and r["repeats"] == "1" for r in rows)
     for r in rows:
-        for key in ("train_acc_final", "train_acc_best", "val_acc", "test_acc", "gap_acc", "gap_loss",
-                    "best_val_loss_epoch", "seconds"):
+        for key in (
+            "train_acc_final",
+            "train_acc_best",
+            "val_acc",
+            "test_acc",
+            "gap_acc",
+            "gap_loss",
+            "best_val_loss_epoch",
+            "seconds",
+        ):
             assert r[f"{key}_mean"] not in ("", "nan"), key
         assert 0.5 < float(r["test_acc_mean"]) <= 1.0
         assert float(r["train_acc_best_mean"]) >= float(r["train_acc_final_mean"])
@@ -48,8 +70,13 @@ def test_lab_runs_differ_only_in_the_switches(lab_dir):
     for name in STRATEGIES:
         _, config, _, _ = load_checkpoint(lab_dir / "runs" / f"{name}__n1000__s0" / "model.safetensors")
         configs[name] = config
-    expected = {"none": (0.0, False, False), "dropout": (0.5, False, False), "bn": (0.0, True, False),
-                "augment": (0.0, False, True), "all": (0.5, True, True)}
+    expected = {
+        "none": (0.0, False, False),
+        "dropout": (0.5, False, False),
+        "bn": (0.0, True, False),
+        "augment": (0.0, False, True),
+        "all": (0.5, True, True),
+    }
     for name, config in configs.items():
         assert (config.model.dropout, config.model.batch_norm, config.augment.enabled) == expected[name]
         neutral = strategy_config(config, "none", config.data.train_size, config.train.seed)
@@ -58,8 +85,23 @@ def test_lab_runs_differ_only_in_the_switches(lab_dir):
 
 def test_lab_rerun_reuses_finished_runs(lab_dir, data_dir):
     before = (lab_dir / "runs" / "bn__n1000__s0" / "model.safetensors").stat().st_mtime_ns
-    r = run_cli("lab", "--train-size", "1000", "--epochs", "4", "--batch-size", "64", "--val-size", "500",
-                "--out", str(lab_dir), "--strategies", "bn,none", "--data-dir", str(data_dir))
+    r = run_cli(
+        "lab",
+        "--train-size",
+        "1000",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "64",
+        "--val-size",
+        "500",
+        "--out",
+        str(lab_dir),
+        "--strategies",
+        "bn,none",
+        "--data-dir",
+        str(data_dir),
+    )
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
     assert (lab_dir / "runs" / "bn__n1000__s0" / "model.safetensors").stat().st_mtime_ns == before
 
@@ -90,9 +132,30 @@ def test_strategy_parsing_and_noise_notes():
     base = RunConfig()
     assert strategy_config(base, "none", 1000, 3).train.seed == 3
     runs = lambda values: [{"test_acc": v} for v in values]  # noqa: E731
-    rows = [{"strategy": "a", "size": 1, "size_label": "1", "runs": runs([0.90, 0.91, 0.92])},
-            {"strategy": "b", "size": 1, "size_label": "1", "runs": runs([0.905, 0.915, 0.925])},
-            {"strategy": "c", "size": 1, "size_label": "1", "runs": runs([0.97, 0.971, 0.972])}]
+    rows = [
+        {"strategy": "a", "size": 1, "size_label": "1", "runs": runs([0.90, 0.91, 0.92])},
+        {"strategy": "b", "size": 1, "size_label": "1", "runs": runs([0.905, 0.915, 0.925])},
+        {"strategy": "c", "size": 1, "size_label": "1", "runs": runs([0.97, 0.971, 0.972])},
+    ]
     notes = noise_notes(rows)
     assert len(notes) == 1 and notes[0].startswith("a vs b")
     assert json.dumps(notes)
+
+
+def test_lab_rerun_with_a_changed_flag_refuses_and_deletes_nothing(lab_dir, data_dir):
+    before = {p: p.read_bytes() for p in (lab_dir / "runs").glob("*/model.safetensors")}
+    r = run_cli("lab", "--train-size", "1000", "--epochs", "5", "--batch-size", "64", "--val-size", "500",
+                "--out", str(lab_dir), "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "train.epochs: 4 -> 5" in r.stderr and "--force" in r.stderr and "--out" in r.stderr
+    assert {p: p.read_bytes() for p in (lab_dir / "runs").glob("*/model.safetensors")} == before
+
+
+def test_lab_with_a_corrupt_run_config_is_one_clear_line(lab_dir, tmp_path, data_dir):
+    copy = tmp_path / "lab"
+    shutil.copytree(lab_dir, copy)
+    (copy / "runs" / "none__n1000__s0" / "config.json").write_text('{"config": [1')
+    r = run_cli("lab", "--train-size", "1000", "--epochs", "4", "--batch-size", "64", "--val-size", "500",
+                "--out", str(copy), "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "none__n1000__s0/config.json" in r.stderr and "not a readable run config" in r.stderr

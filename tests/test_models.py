@@ -14,8 +14,10 @@ from digitlab.models import build_model, summary
 ARCHS = [("reference", 16), ("compact", 16), ("compact", 8), ("compact", 32)]
 
 
-@pytest.mark.parametrize("arch, width, batch_norm, dropout",
-                         [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5])])
+@pytest.mark.parametrize(
+    "arch, width, batch_norm, dropout",
+    [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5])],
+)
 def test_every_switch_combination_runs_forward_and_backward(arch, width, batch_norm, dropout):
     model = build_model(ModelConfig(arch=arch, width=width, batch_norm=batch_norm, dropout=dropout))
     x = torch.randint(0, 256, (4, 1, 28, 28)).float()
@@ -24,8 +26,7 @@ def test_every_switch_combination_runs_forward_and_backward(arch, width, batch_n
     out.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
     kinds = {type(m) for m in model.modules()}
-    assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == \
-        (batch_norm and arch == "reference")
+    assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == (batch_norm and arch == "reference")
     assert (nn.Dropout in kinds) == (dropout > 0)
     model.eval()
     assert torch.equal(model(x), model(x))  # eval mode is deterministic whatever the switches
@@ -60,15 +61,18 @@ def test_input_is_raw_pixels():
 
 def test_bad_configs_are_rejected():
     from digitlab.errors import DigitlabError
+
     for kwargs in ({"dropout": 1.0}, {"dropout": -0.1}, {"arch": "resnet"}, {"num_classes": 1}, {"width": 0}):
         with pytest.raises(DigitlabError):
             ModelConfig(**kwargs)
 
 
-@pytest.mark.parametrize("arch, width, batch_norm, dropout",
-                         [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.5])])
+@pytest.mark.parametrize(
+    "arch, width, batch_norm, dropout", [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.5])]
+)
 def test_folding_batchnorm_for_inference_is_exact(arch, width, batch_norm, dropout):
     from digitlab.export import fold_batchnorm
+
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch=arch, width=width, batch_norm=batch_norm, dropout=dropout))
     for m in model.modules():  # trained-looking statistics, so folding has something to get wrong

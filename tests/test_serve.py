@@ -5,63 +5,23 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
 from browser import launch
-from conftest import REPO, run_cli
+from conftest import run_cli
 
-from digitlab.config import DataConfig, RunConfig, TrainConfig
 from digitlab.formats import read_idx_pair
-from digitlab.train import train
 
 onnx = pytest.importorskip("onnx")
 Image = pytest.importorskip("PIL.Image")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_dir):
-    out = tmp_path_factory.mktemp("serve") / "run"
-    config = RunConfig(data=DataConfig(val_size=500, train_size=5000, data_dir=str(data_dir)),
-                       train=TrainConfig(epochs=3))
-    train(config, out=out, log=lambda *_: None)
-    return out
-
-
-@pytest.fixture(scope="module")
 def mnist_test(mnist_dir):
     return read_idx_pair(mnist_dir / "t10k-images-idx3-ubyte", mnist_dir / "t10k-labels-idx1-ubyte")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(run_dir):
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "digitlab.cli", "serve", str(run_dir), "--port", str(port)],
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            break
-        except (urllib.error.URLError, ConnectionError):
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
 
 
 def post(url: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
@@ -82,9 +42,9 @@ def png(image: np.ndarray, scale: int = 10, invert: bool = True, mode: str = "L"
     return buf.getvalue()
 
 
-def test_export_matches_torch_on_the_whole_test_set(run_dir, tmp_path):
+def test_export_matches_torch_on_the_whole_test_set(served_run, tmp_path):
     out = tmp_path / "model.onnx"
-    r = run_cli("export", str(run_dir), "--format", "onnx", "--out", str(out))
+    r = run_cli("export", str(served_run), "--format", "onnx", "--out", str(out))
     assert r.returncode == 0, r.stderr
     onnx.checker.check_model(onnx.load(out))
     assert "10,000 mnist test images" in r.stdout
@@ -94,12 +54,14 @@ def test_export_matches_torch_on_the_whole_test_set(run_dir, tmp_path):
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch dimension
 
 
-def test_predict_engines_agree(run_dir, tmp_path, mnist_test):
+def test_predict_engines_agree(served_run, tmp_path, mnist_test):
     np.savez(tmp_path / "x.npz", images=mnist_test[0][:500])
     outputs = {}
     for engine in ("torch", "onnx"):
         out = tmp_path / f"{engine}.csv"
-        r = run_cli("predict", str(run_dir), "--input", str(tmp_path / "x.npz"), "--out", str(out), "--engine", engine)
+        r = run_cli(
+            "predict", str(served_run), "--input", str(tmp_path / "x.npz"), "--out", str(out), "--engine", engine
+        )
         assert r.returncode == 0 and f"({engine})" in r.stdout, r.stderr
         outputs[engine] = out.read_text()
     assert outputs["torch"] == outputs["onnx"]
@@ -116,11 +78,14 @@ def test_api_answers_json_png_jpeg_multipart_and_batches(server, mnist_test):
         status, answer = post(server, png(images[0], mode=mode, fmt=fmt), ctype)
         assert status == 200 and answer["digit"] == labels[0], (fmt, mode, answer)
     boundary = "digitlabboundary"
-    parts = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d{i}.png\"\r\n"
-                     f"Content-Type: image/png\r\n\r\n".encode() + png(images[i], invert=False) + b"\r\n"
-                     for i in range(3))
-    status, answer = post(server, parts + f"--{boundary}--\r\n".encode(),
-                          f"multipart/form-data; boundary={boundary}")
+    parts = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="d{i}.png"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
+        + png(images[i], invert=False)
+        + b"\r\n"
+        for i in range(3)
+    )
+    status, answer = post(server, parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}")
     assert status == 200 and [p["digit"] for p in answer["predictions"]] == labels[:3].tolist()
     health = json.load(urllib.request.urlopen(f"{server}/health"))
     assert health["status"] == "ok"
@@ -129,18 +94,29 @@ def test_api_answers_json_png_jpeg_multipart_and_batches(server, mnist_test):
 
 
 MALFORMED = [
-    (b"", "application/json", 400), (b"{", "application/json", 400), (b"[1, 2, 3]", "application/json", 422),
-    (b'{"pixels": []}', "application/json", 422), (b'{"pixels": "abc"}', "application/json", 422),
+    (b"", "application/json", 400),
+    (b"{", "application/json", 400),
+    (b"[1, 2, 3]", "application/json", 422),
+    (b'{"pixels": []}', "application/json", 422),
+    (b'{"pixels": "abc"}', "application/json", 422),
     (json.dumps({"pixels": [300] * 784}).encode(), "application/json", 422),
     (json.dumps({"pixels": [-1] * 784}).encode(), "application/json", 422),
     (json.dumps({"pixels": [0] * 783}).encode(), "application/json", 422),
     (json.dumps({"pixel": [0] * 784}).encode(), "application/json", 422),
     (json.dumps({"pixels": [[0] * 784, [0] * 10]}).encode(), "application/json", 422),
-    (b'{"pixels": [NaN]}', "application/json", 422), (b"hello", "text/plain", 415), (b"hello", None, 415),
-    (b"\x89PNG\r\n\x1a\nbroken", "image/png", 400), (b"not a jpeg", "image/jpeg", 400), (b"", "image/png", 400),
-    (b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n--x--\r\n', "multipart/form-data; boundary=x",
-     422),  # a form without a file
-    (b"--x\r\n\r\n--x--", "multipart/form-data; boundary=x", 400), (b"junk", "multipart/form-data", 400),
+    (b'{"pixels": [NaN]}', "application/json", 422),
+    (b"hello", "text/plain", 415),
+    (b"hello", None, 415),
+    (b"\x89PNG\r\n\x1a\nbroken", "image/png", 400),
+    (b"not a jpeg", "image/jpeg", 400),
+    (b"", "image/png", 400),
+    (
+        b'--x\r\nContent-Disposition: form-data; name="a"\r\n\r\nhello\r\n--x--\r\n',
+        "multipart/form-data; boundary=x",
+        422,
+    ),  # a form without a file
+    (b"--x\r\n\r\n--x--", "multipart/form-data; boundary=x", 400),
+    (b"junk", "multipart/form-data", 400),
     (b"x" * (5 * 1024 * 1024), "image/png", 413),
 ]
 

@@ -14,8 +14,10 @@ from digitlab.train import lr_at, overfitting, train
 
 
 def small_config(data_dir, **train_kwargs) -> RunConfig:
-    return RunConfig(data=DataConfig(val_size=1000, train_size=3000, data_dir=str(data_dir)),
-                     train=TrainConfig(**{"epochs": 3, "batch_size": 64, **train_kwargs}))
+    return RunConfig(
+        data=DataConfig(val_size=1000, train_size=3000, data_dir=str(data_dir)),
+        train=TrainConfig(**{"epochs": 3, "batch_size": 64, **train_kwargs}),
+    )
 
 
 def test_short_training_beats_90_percent_and_fills_the_run_folder(tmp_path, data_dir):
@@ -24,8 +26,15 @@ def test_short_training_beats_90_percent_and_fills_the_run_folder(tmp_path, data
     assert metrics["test"]["accuracy"] > 0.90, metrics["test"]["accuracy"]
     assert metrics["test"]["n"] == 10_000
     run = tmp_path / "run"
-    for name in ("config.json", "history.csv", "history.json", "curves.png", "model.safetensors",
-                 "last.safetensors", "metrics.json"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "history.json",
+        "curves.png",
+        "model.safetensors",
+        "last.safetensors",
+        "metrics.json",
+    ):
         assert (run / name).is_file(), name
     history = json.loads((run / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2, 3]
@@ -61,6 +70,7 @@ def test_lr_schedule_shape():
 def test_overfitting_warning_logic():
     def h(train_loss, val_loss):
         return {"train_loss": train_loss, "val_loss": val_loss}
+
     rising = [h(1.0, 0.5), h(0.8, 0.4), h(0.6, 0.45), h(0.5, 0.5), h(0.4, 0.6)]
     assert overfitting(rising, patience=3)
     assert not overfitting(rising[:4], patience=3)

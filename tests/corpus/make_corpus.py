@@ -76,10 +76,20 @@ def main(out: Path) -> None:
     add("idx_one_dimension", idx(labels)[:3] + b"\x01" + idx(labels)[4:], "predict", "byte 3", "1 dimensions")
     add("idx_27x28", idx(images[:, :27, :]), "predict", "byte 8", "27x28")
     add("idx_trailing_bytes", good_idx + b"\x00\x01", "predict", f"byte {len(good_idx)}", "trailing data")
-    add("idx_claims_2GB", good_idx[:4] + (2_740_000).to_bytes(4, "big") + good_idx[8:], "predict",
-        "ends early", "2,740,000 items")
-    add("idx_claims_too_many", good_idx[:4] + (0xFFFFFFFF).to_bytes(4, "big") + good_idx[8:], "predict",
-        "byte 4", "allowed")
+    add(
+        "idx_claims_2GB",
+        good_idx[:4] + (2_740_000).to_bytes(4, "big") + good_idx[8:],
+        "predict",
+        "ends early",
+        "2,740,000 items",
+    )
+    add(
+        "idx_claims_too_many",
+        good_idx[:4] + (0xFFFFFFFF).to_bytes(4, "big") + good_idx[8:],
+        "predict",
+        "byte 4",
+        "allowed",
+    )
     add("idx_gzip_cut.gz", gzip.compress(good_idx)[:-40], "predict", "gzip")
     corrupt = bytearray(gzip.compress(good_idx))
     corrupt[30:40] = b"\xff" * 10
@@ -98,8 +108,13 @@ def main(out: Path) -> None:
     add("idx_label_10", None, "evaluate", "byte 10", "label 10")
 
     # ---------------------------------------------------------------- CSV
-    add("csv_missing_column.csv", text(plain[:3] + [plain[3].rsplit(",", 1)[0]] + plain[4:]), "predict",
-        "row 4", "783 columns, expected 784")
+    add(
+        "csv_missing_column.csv",
+        text(plain[:3] + [plain[3].rsplit(",", 1)[0]] + plain[4:]),
+        "predict",
+        "row 4",
+        "783 columns, expected 784",
+    )
     add("csv_extra_column.csv", text(plain[:2] + [plain[2] + ",0"] + plain[3:]), "predict", "row 3", "785 columns")
     add("csv_non_numeric.csv", text(edit(plain, 3, 10, "abc")), "predict", "row 3, column 10", "'abc'")
     add("csv_pixel_256.csv", text(edit(plain, 4, 100, "256")), "predict", "row 4, column 100", "pixel 256")
@@ -113,14 +128,23 @@ def main(out: Path) -> None:
     add("csv_empty.csv", b"", "predict", "empty")
     add("csv_only_whitespace.csv", b"\n \r\n\t\n", "predict", "empty")
     add("csv_header_only.csv", text(plain[:1]), "predict", "row 2", "only a header")
-    add("csv_header_mismatch.csv", text([plain[0].replace("pixel5,", "pixel_5,")] + plain[1:]), "predict",
-        "row 1, column 6", "'pixel_5'")
+    add(
+        "csv_header_mismatch.csv",
+        text([plain[0].replace("pixel5,", "pixel_5,")] + plain[1:]),
+        "predict",
+        "row 1, column 6",
+        "'pixel_5'",
+    )
     add("csv_header_missing.csv", text(plain[1:]), "predict", "row 1", "no header")
-    add("csv_header_short.csv", text([plain[0].rsplit(",", 1)[0]] + plain[1:]), "predict", "row 1",
-        "header ends")
+    add("csv_header_short.csv", text([plain[0].rsplit(",", 1)[0]] + plain[1:]), "predict", "row 1", "header ends")
     add("csv_header_extra.csv", text([plain[0] + ",extra"] + plain[1:]), "predict", "row 1, column 785", "extra")
-    add("csv_mixed_row_lengths.csv", text(plain[:2] + [plain[2] + ",1,2"] + [plain[3].rsplit(",", 2)[0]]),
-        "predict", "row 3", "786 columns")
+    add(
+        "csv_mixed_row_lengths.csv",
+        text(plain[:2] + [plain[2] + ",1,2"] + [plain[3].rsplit(",", 2)[0]]),
+        "predict",
+        "row 3",
+        "786 columns",
+    )
     add("csv_nul_bytes.csv", text(plain).replace(b"0,", b"0\x00,", 1), "predict", "byte", "NUL")
     add("csv_is_png.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200), "predict", "byte 0", "PNG image")
     add("csv_latin1.csv", text(plain).replace(b"pixel0", b"pix\xe9l0", 1), "predict", "byte 3", "not UTF-8")
@@ -166,18 +190,21 @@ def main(out: Path) -> None:
     folder = run("run_plain_safetensors", "not a digitlab safetensors")
     save_file({"w": torch.zeros(3)}, str(folder / "model.safetensors"))
     header_len = int.from_bytes(good[:8], "little")
-    header = json.loads(good[8: 8 + header_len])
+    header = json.loads(good[8 : 8 + header_len])
     meta = json.loads(header["__metadata__"]["digitlab"])
     meta["config"]["train"]["epochz"] = 3
     header["__metadata__"]["digitlab"] = json.dumps(meta)
     new_header = json.dumps(header).encode()
     new_header += b" " * (-len(new_header) % 8)
-    run("run_config_unknown_field", "epochz",
-        blob=len(new_header).to_bytes(8, "little") + new_header + good[8 + header_len:])
+    run(
+        "run_config_unknown_field",
+        "epochz",
+        blob=len(new_header).to_bytes(8, "little") + new_header + good[8 + header_len :],
+    )
     weights = bytearray(good)
     first_tensor = next(v for k, v in header.items() if k != "__metadata__" and v["dtype"] == "F32")
     start = 8 + header_len + first_tensor["data_offsets"][0]
-    weights[start: start + 4] = b"\x00\x00\xc0\x7f"  # NaN: a corrupted weight
+    weights[start : start + 4] = b"\x00\x00\xc0\x7f"  # NaN: a corrupted weight
     run("run_nan_weights", "not finite", blob=bytes(weights))
     (out / "cases.json").write_text(json.dumps(cases, indent=1))
     print(f"{len(cases)} cases in {out}")

@@ -1,0 +1,128 @@
+"""Inference engines: one interface from a saved model to probabilities, whatever runs it.
+
+An `Engine` has a `name`, an `identity` (what a server may show: the engine, the model file's name, the epoch, never
+an absolute path) and `predict_proba(images)`: uint8 or float pixels (N, 1, 28, 28), values 0..255, to
+probabilities (N, classes) as a NumPy array. Three engines implement it:
+
+- `TorchEngine`: the checkpoint's model in PyTorch, on any device;
+- `OnnxEngine`: an exported model.onnx in ONNX Runtime (about twice PyTorch's speed on a 2-core CPU at batch 1 to
+  256, benchmarks/bench_inference.py; slower on one huge batch, so it is fed in chunks of 256);
+- `EnsembleEngine`: the average of its members' engines, over test-time-augmentation views when the ensemble asks.
+
+`load_engine(target, engine)` is the one way in: a run folder, an ensemble folder, a checkpoint or an .onnx file;
+'auto' picks ONNX Runtime when it is installed and the device is the CPU, exporting the run's model.onnx once and
+reusing it while it is newer than model.safetensors (and falling back to PyTorch where it cannot be written).
+evaluate, predict, serve and the ensemble's measurements all take an Engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .augment import tta_views
+from .checkpoint import load_checkpoint
+from .errors import DigitlabError
+from .evaluate import predict_logits, resolve_device
+from .export import export_onnx, onnx_session, onnxruntime_available, run_onnx
+from .runs import is_ensemble, model_path, read_manifest
+
+ENGINE_NAMES = ("auto", "torch", "onnx")
+CHUNK = 256  # images per forward pass: larger batches spill the CPU caches (see the module docstring)
+
+
+class Engine(Protocol):
+    name: str
+    identity: dict
+
+    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray: ...
+
+
+def shown_name(path: Path) -> str:
+    """A model file as a server may show it: its folder's name and its own, not where it lives on disk."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+class TorchEngine:
+    name = "torch"
+
+    def __init__(self, checkpoint: Path, device: str = "cpu"):
+        self.model, self.config, info, _ = load_checkpoint(checkpoint, resolve_device(device))
+        self.identity = {"engine": self.name, "model": shown_name(checkpoint), "epoch": info.get("epoch")}
+
+    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        logits = predict_logits(self.model, torch.as_tensor(images), batch_size=CHUNK)
+        return torch.softmax(logits, 1).numpy()
+
+
+class OnnxEngine:
+    name = "onnx"
+
+    def __init__(self, path: Path):
+        self.session = onnx_session(path)
+        self.identity = {"engine": self.name, "model": shown_name(path)}
+
+    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        return run_onnx(self.session, np.asarray(images, dtype=np.float32), CHUNK)
+
+
+class EnsembleEngine:
+    """Averages the members' probabilities (over the TTA views too when `tta`)."""
+
+    name = "ensemble"
+
+    def __init__(self, folder: str | Path, engine: str = "auto", device: str = "cpu", tta: bool | None = None):
+        folder = Path(folder)
+        manifest = read_manifest(folder)
+        self.tta = manifest["tta"] if tta is None else tta
+        self.members = [load_engine(folder / name, engine, device) for name in manifest["members"]]
+        self.identity = {
+            "engine": f"ensemble of {len(self.members)} ({self.members[0].name})",
+            "model": folder.name,
+            "tta": self.tta,
+        }
+
+    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        images = torch.as_tensor(images)
+        views = tta_views(images) if self.tta else [images]
+        total = sum(member.predict_proba(view) for member in self.members for view in views)
+        return total / (len(self.members) * len(views))
+
+
+def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu") -> Engine:
+    """An engine for a run folder, an ensemble folder, a checkpoint or an .onnx file."""
+    if engine not in ENGINE_NAMES:
+        raise DigitlabError(f"engine '{engine}' is not one of: {', '.join(ENGINE_NAMES)}")
+    target = Path(target)
+    if is_ensemble(target):
+        return EnsembleEngine(target, engine, device)
+    if target.suffix == ".onnx":
+        return onnx_file_engine(target, engine)
+    checkpoint = model_path(target)
+    if engine == "onnx" and not onnxruntime_available():
+        raise DigitlabError("--engine onnx needs onnxruntime: pip install 'digitlab[export]'")
+    use_onnx = engine == "onnx" or (engine == "auto" and device in ("cpu", "auto") and onnxruntime_available())
+    if not use_onnx:
+        return TorchEngine(checkpoint, device)
+    onnx_path = checkpoint.with_suffix(".onnx")  # a run folder's model.safetensors -> model.onnx beside it
+    if not onnx_path.is_file() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
+        try:
+            export_onnx(checkpoint, onnx_path, verify=False)
+        except DigitlabError:
+            if engine == "onnx":
+                raise
+            return TorchEngine(checkpoint, device)  # 'auto' on a read-only run folder or without onnx: PyTorch
+    return OnnxEngine(onnx_path)
+
+
+def onnx_file_engine(path: Path, engine: str) -> OnnxEngine:
+    if engine == "torch":
+        raise DigitlabError(f"{path} is an ONNX file: it runs with --engine onnx only")
+    if not onnxruntime_available():
+        raise DigitlabError("running an .onnx model needs onnxruntime: pip install 'digitlab[export]'")
+    if not path.is_file():
+        raise DigitlabError(f"{path}: no such ONNX file")
+    return OnnxEngine(path)

@@ -1,0 +1,66 @@
+"""Apply a saved model to data: `evaluate_run` (metrics on a labelled set) and `predict_file` (a Kaggle submission).
+
+Both take any target `load_engine` accepts — a run folder, an ensemble folder, a checkpoint or an .onnx file — so
+they never know which backend is behind the probabilities. These are what `digitlab evaluate` and `digitlab predict`
+call.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import load_source
+from .engines import load_engine
+from .evaluate import metrics_from_logits
+from .formats import read_images, write_submission
+from .runs import check_output
+
+
+def evaluate_run(
+    run: str | Path,
+    source: str = "mnist",
+    split: str = "test",
+    device: str = "auto",
+    data_dir: str | None = None,
+    engine: str = "auto",
+) -> dict:
+    """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file."""
+    runner = load_engine(run, engine, device)
+    digits = load_source(source, split, data_dir)
+    probabilities = torch.from_numpy(np.asarray(runner.predict_proba(digits.images), dtype=np.float32))
+    result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
+    return {"run": str(run), "data": digits.name, "engine": runner.identity["engine"], **result}
+
+
+def predict_file(
+    run: str | Path,
+    input_path: str | Path,
+    out_path: str | Path,
+    device: str = "auto",
+    engine: str = "auto",
+    force: bool = False,
+) -> dict:
+    """Read images (CSV, IDX or .npz), predict, write a Kaggle submission; returns counts and timings. The output
+    may not be the input or a file of the run folder, and replaces an existing file only with `force`."""
+    out_path = check_output(out_path, inputs=(input_path, run), force=force)
+    start = time.perf_counter()
+    runner = load_engine(run, engine, device)
+    images, _ = read_images(input_path)
+    read_done = time.perf_counter()
+    predictions = runner.predict_proba(torch.from_numpy(images).unsqueeze(1)).argmax(1).astype(np.int64)
+    predict_done = time.perf_counter()
+    write_submission(out_path, predictions)
+    end = time.perf_counter()
+    return {
+        "images": len(images),
+        "out": str(out_path),
+        "engine": runner.name,
+        "read_s": read_done - start,
+        "predict_s": predict_done - read_done,
+        "write_s": end - predict_done,
+        "total_s": end - start,
+    }

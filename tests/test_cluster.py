@@ -1,0 +1,140 @@
+"""Scale-out on the real engines, on 2 CPU cores: ensembles and labs as Ray tasks on a local Ray instance (bit for
+bit the local result, a killed worker survived), and one model trained by 2 torchrun processes with DDP over gloo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO, run_cli
+
+from digitlab.checkpoint import read_checkpoint
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+MEMBERS = ["--recipe", "fast", "--members", "2", "--train-size", "600", "--val-size", "200", "--epochs", "1"]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    ta, tb = read_checkpoint(a / "model.safetensors")[0], read_checkpoint(b / "model.safetensors")[0]
+    return ta.keys() == tb.keys() and all(torch.equal(ta[k], tb[k]) for k in ta)
+
+
+@pytest.fixture(scope="module")
+def local_members(tmp_path_factory, data_dir):
+    out = tmp_path_factory.mktemp("local") / "ensemble"
+    r = run_cli("ensemble", *MEMBERS, "--threads", "1", "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_ensemble_on_local_ray_equals_the_local_run_bit_for_bit(local_members, tmp_path, data_dir):
+    out = tmp_path / "ray"
+    r = run_cli("ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "Ray: 2 tasks of 1 CPU each" in r.stdout and r.stdout.count("done on node") == 2
+    for member in ("member-0", "member-1"):
+        assert same_weights(local_members / member, out / member), member
+        assert (out / member / "metrics.json").is_file() and (out / member / "last.safetensors").is_file()
+    local = json.loads((local_members / "ensemble.json").read_text())["metrics"]
+    assert json.loads((out / "ensemble.json").read_text())["metrics"] == local
+    r = run_cli("ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0 and r.stdout.count("reusing") == 2 and "Ray:" not in r.stdout  # nothing left to train
+
+
+def ray_task_pids() -> list[int]:
+    """Processes whose title Ray set to the running task's name."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(b"ray::train_task"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_ray_worker_killed_mid_task_is_retried(local_members, tmp_path, data_dir):
+    out = tmp_path / "ray"
+    args = ["ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir)]
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", *args], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    killed = []
+
+    def kill_first_task():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed and process.poll() is None:
+            pids = ray_task_pids()
+            if pids:
+                time.sleep(1.0)  # mid-task: data loaded, training under way
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_first_task)
+    killer.start()
+    stdout, stderr = process.communicate(timeout=600)
+    killer.join()
+    assert killed, "no Ray task process was seen"
+    assert process.returncode == 0, stderr
+    for member in ("member-0", "member-1"):
+        assert same_weights(local_members / member, out / member), member  # the retry started afresh, same seeds
+
+
+def lab_table(folder: Path) -> list[dict]:
+    rows = list(csv.DictReader((folder / "table.csv").read_text().splitlines()))
+    return [{k: v for k, v in row.items() if not k.startswith("seconds")} for row in rows]
+
+
+def test_a_lab_on_ray_writes_the_same_table(tmp_path, data_dir):
+    args = ["lab", "--strategies", "none,all", "--train-size", "500", "--val-size", "200", "--epochs", "1",
+            "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
+    r = run_cli(*args, "--threads", "1", "--out", str(tmp_path / "local"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli(*args, "--ray", "local", "--out", str(tmp_path / "ray"))
+    assert r.returncode == 0, r.stderr
+    assert lab_table(tmp_path / "local") == lab_table(tmp_path / "ray")
+    assert (tmp_path / "ray" / "report.html").is_file()
+
+
+def test_ray_without_ray_installed_says_how_to_install(tmp_path):
+    env = {"PYTHONPATH": str(tmp_path)}
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "__init__.py").write_text("raise ImportError('no ray here')")
+    r = run_cli("ensemble", *MEMBERS, "--ray", "local", "--out", str(tmp_path / "e"), env=env)
+    assert r.returncode == 2 and "pip install 'digitlab[cluster]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "digitlab"]
+    return subprocess.run(command + list(args), cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_torchrun_two_processes_train_one_model_within_noise_of_one(tmp_path, data_dir):
+    common = ["train", "--train-size", "4000", "--val-size", "500", "--epochs", "2", "--threads", "1",
+              "--data-dir", str(data_dir)]  # fmt: skip
+    r = torchrun(*common, "--batch-size", "32", "--out", str(tmp_path / "ddp"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 processes (torchrun), global batch 64" in r.stdout and r.stdout.count("run saved in") == 1
+    r = run_cli(*common, "--batch-size", "64", "--out", str(tmp_path / "one"))
+    assert r.returncode == 0, r.stderr
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["accuracy"]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["accuracy"]
+    assert ddp > 0.9 and abs(ddp - one) < 0.02, (ddp, one)  # same global batch and steps; different streams
+    # resume under torchrun: every rank reads the same last.safetensors and the run finishes as one would
+    shutil.copytree(tmp_path / "ddp", tmp_path / "ddp-resumed")
+    (tmp_path / "ddp-resumed" / "metrics.json").unlink()
+    r = torchrun("train", "--resume", str(tmp_path / "ddp-resumed"), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "ddp-resumed" / "metrics.json").read_text())["test"]["accuracy"] == ddp

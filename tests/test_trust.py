@@ -1,0 +1,118 @@
+"""Nothing the user has is clobbered or mislabelled: outputs that would replace an input, a run's own files or an
+existing file are refused (real CLI subprocesses); small datasets train without flags; resume opens no path that
+the checkpoint alone names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import copy_run, run_cli
+
+from digitlab.errors import DigitlabError
+from digitlab.formats import read_idx_pair, write_kaggle_csv
+from digitlab.runs import check_output, claim_run
+
+
+@pytest.fixture(scope="module")
+def small_csv(tmp_path_factory, mnist_dir):
+    """A labelled 2,000-row Kaggle-style CSV cut from MNIST's training set."""
+    images, labels = read_idx_pair(mnist_dir / "train-images-idx3-ubyte", mnist_dir / "train-labels-idx1-ubyte")
+    path = tmp_path_factory.mktemp("small") / "small.csv"
+    write_kaggle_csv(path, images[:2000], labels[:2000])
+    return path
+
+
+def one_error_line(r, *words: str) -> None:
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digitlab: error: ") and "Traceback" not in r.stderr, r.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def test_predict_refuses_to_write_over_its_input_or_the_model(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path / "run")
+    test_csv = tmp_path / "test.csv"
+    write_kaggle_csv(test_csv, np.zeros((3, 28, 28), dtype=np.uint8))
+    original, model = test_csv.read_bytes(), (run / "model.safetensors").read_bytes()
+    one_error_line(run_cli("predict", str(run), "--input", str(test_csv), "--out", str(test_csv)), "also an input")
+    one_error_line(run_cli("predict", str(run), "--input", str(test_csv), "--out", str(run / "model.safetensors"),
+                           "--force"), "run folder")  # fmt: skip
+    assert test_csv.read_bytes() == original and (run / "model.safetensors").read_bytes() == model
+
+
+def test_replacing_an_existing_output_needs_force(trained_run, tmp_path):
+    test_csv = tmp_path / "test.csv"
+    write_kaggle_csv(test_csv, np.zeros((3, 28, 28), dtype=np.uint8))
+    out = tmp_path / "submission.csv"
+    out.write_text("mine")
+    one_error_line(run_cli("predict", str(trained_run), "--input", str(test_csv), "--out", str(out)), "--force")
+    assert out.read_text() == "mine"
+    assert run_cli("predict", str(trained_run), "--input", str(test_csv), "--out", str(out), "--force").returncode == 0
+    assert out.read_text().startswith("ImageId,Label")
+
+
+def test_export_and_report_outputs_never_clobber(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path / "run")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    for command in (["export"], ["report"]):
+        one_error_line(run_cli(*command, str(run), "--out", str(keep)), "already exists", "--force")
+        one_error_line(run_cli(*command, str(run), "--out", str(run / "last.safetensors"), "--force"), "run folder")
+    assert keep.read_text() == "mine"
+
+
+def test_kaggle_csv_refuses_existing_files_before_writing_any(tmp_path, data_dir):
+    (tmp_path / "test.csv").write_text("mine")
+    one_error_line(run_cli("data", "kaggle-csv", "--out", str(tmp_path), "--data-dir", str(data_dir)), "test.csv")
+    assert not (tmp_path / "train.csv").exists() and (tmp_path / "test.csv").read_text() == "mine"
+
+
+def test_check_output_rules(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    with pytest.raises(DigitlabError, match="owns"):
+        check_output(run / "metrics.json", force=True)
+    assert check_output(run / "model.onnx", force=True, owned_name="model.onnx") == run / "model.onnx"
+    with pytest.raises(DigitlabError, match="is a folder"):
+        check_output(run, force=True)
+    assert check_output(tmp_path / "new.csv") == tmp_path / "new.csv"
+
+
+def test_claim_run_reuses_only_the_same_config(tmp_path):
+    folder = tmp_path / "run"
+    assert claim_run(folder, {"train": {"epochs": 3}}) == "new"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"config": {"train": {"epochs": 3, "threads": 1}}}')
+    (folder / "metrics.json").write_text("{}")
+    assert claim_run(folder, {"train": {"epochs": 3, "threads": 2}}) == "finished"  # threads: how, not what
+    with pytest.raises(DigitlabError, match=r"train.epochs: 3 -> 4.*--force"):
+        claim_run(folder, {"train": {"epochs": 4}})
+    assert claim_run(folder, {"train": {"epochs": 4}}, force=True) == "new" and not folder.exists()
+    stranger = tmp_path / "photos"
+    stranger.mkdir()
+    (stranger / "cat.jpg").write_text("")
+    with pytest.raises(DigitlabError, match="not a digitlab"):
+        claim_run(stranger, {}, force=True)
+    assert (stranger / "cat.jpg").exists()
+
+
+@pytest.mark.slow
+def test_small_csv_trains_without_a_validation_flag(small_csv, tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("train", "--data", str(small_csv), "--epochs", "1", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "1,800 training, 200 validation images" in r.stdout and "chosen automatically" in r.stdout
+    assert '"val_images": 200' in (out / "config.json").read_text()
+
+
+@pytest.mark.slow
+def test_resume_does_not_open_a_data_path_stored_in_the_checkpoint(small_csv, tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("train", "--data", str(small_csv), "--epochs", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    (out / "metrics.json").unlink()
+    one_error_line(run_cli("train", "--resume", str(out)), "--data", str(small_csv))
+    r = run_cli("train", "--resume", str(out), "--data", str(small_csv))
+    assert r.returncode == 0 and "run saved in" in r.stdout, r.stderr
