@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DigitlabError
-from .formats import read_capped, read_idx_pair
+from .formats import atomic_write, read_capped, read_idx_pair
 
 ENV_DATA_DIR = "DIGITLAB_DATA_DIR"
 # Raw (decompressed) sizes of the four files of a 60,000 + 10,000 set of 28x28 images: IDX header + one byte each.
@@ -130,17 +130,8 @@ def _install(target: Path, data: bytes, expected_sha: str) -> None:
     got = _sha256(data)
     if got != expected_sha:
         raise ValueError(f"SHA-256 {got[:12]}… does not match the expected {expected_sha[:12]}…")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target) as f:
+        f.write(data)
 
 
 def _from_local(spec: DatasetSpec, name: str, log: list[str]) -> bytes | None:

@@ -342,6 +342,20 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def fsync_folder(folder: Path) -> None:
+    """Flush a directory entry (a rename) to disk; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb"):
     """Yield a file object; the target appears (renamed into place) only if the block completes."""
@@ -358,6 +372,7 @@ def atomic_write(path: str | Path, mode: str = "wb"):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
+        fsync_folder(path.parent)  # the rename itself survives a power cut
     except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

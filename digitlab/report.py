@@ -3,7 +3,7 @@
 `html_page` assembles sections around figures from figures.py. `run_report` writes `report.html`
 for one run: model summary, config, learning curves, confusion matrix, per-class accuracy, the most confidently wrong
 test images, and an augmentation preview (the same digits under several random augmentations). The lab's report
-(lab.py) is built from the same pieces.
+(lab_report.py) is built from the same pieces.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -74,11 +75,18 @@ def test_output_is_a_valid_image_batch(seed, n):
     assert out.min() >= 0 and out.max() <= 255 + 1e-3  # bilinear interpolation never leaves the pixel range
 
 
-def test_pure_shift_moves_a_dot():
-    x = torch.zeros(1, 1, 28, 28)
-    x[0, 0, 14, 14] = 255
-    theta = torch.tensor([[[1.0, 0, 2 * 3 / 28], [0, 1.0, 0]]])  # sample 3 pixels to the right: content moves left
-    out = torch.nn.functional.grid_sample(
-        x, torch.nn.functional.affine_grid(theta, [1, 1, 28, 28], align_corners=False), align_corners=False
-    )
-    assert out[0, 0, 14, 11] > 254
+@pytest.mark.parametrize("shift", [0.05, 0.1, 0.2])
+def test_shift_only_moves_a_dot_within_the_configured_fraction(shift):
+    """digitlab's own shift convention (a fraction of the side, drawn in [-1, 1] grid units): a dot's centre of mass
+    moves by at most shift x 28 pixels on each axis, and the ink is kept."""
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, 0, 14, 14] = 255
+    config = AugmentConfig(rotation_deg=0, shear_rad=0, zoom=0, shift=shift)
+    out = augment_batch(x, config, make_generator(0, "cpu"))
+    ys, xs = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = out.sum(dim=(1, 2, 3))
+    cy, cx = (out[:, 0] * ys).sum(dim=(1, 2)) / mass, (out[:, 0] * xs).sum(dim=(1, 2)) / mass
+    limit = shift * 28 + 1e-3
+    assert (cy - 14).abs().max() <= limit and (cx - 14).abs().max() <= limit
+    assert (cx - 14).abs().max() > limit / 3  # the draws do use the range
+    assert torch.allclose(mass, torch.full_like(mass, 255.0), rtol=1e-4)  # moved, not lost (the dot stays inside)

@@ -39,20 +39,6 @@ def local_members(tmp_path_factory, data_dir):
     return out
 
 
-def test_ensemble_on_local_ray_equals_the_local_run_bit_for_bit(local_members, tmp_path, data_dir):
-    out = tmp_path / "ray"
-    r = run_cli("ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir))
-    assert r.returncode == 0, r.stderr
-    assert "Ray: 2 tasks of 1 CPU each" in r.stdout and r.stdout.count("done on node") == 2
-    for member in ("member-0", "member-1"):
-        assert same_weights(local_members / member, out / member), member
-        assert (out / member / "metrics.json").is_file() and (out / member / "last.safetensors").is_file()
-    local = json.loads((local_members / "ensemble.json").read_text())["metrics"]
-    assert json.loads((out / "ensemble.json").read_text())["metrics"] == local
-    r = run_cli("ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir))
-    assert r.returncode == 0 and r.stdout.count("reusing") == 2 and "Ray:" not in r.stdout  # nothing left to train
-
-
 def ray_task_pids() -> list[int]:
     """Processes whose title Ray set to the running task's name."""
     pids = []
@@ -65,7 +51,9 @@ def ray_task_pids() -> list[int]:
     return pids
 
 
-def test_a_ray_worker_killed_mid_task_is_retried(local_members, tmp_path, data_dir):
+def test_ensemble_on_local_ray_survives_a_killed_worker_and_equals_the_local_run(local_members, tmp_path, data_dir):
+    """`--ray local` with a Ray worker SIGKILLed a second into its task: Ray retries the task, the command succeeds,
+    and both members' weights equal the local run's bit for bit (the retry starts afresh from the same seeds)."""
     out = tmp_path / "ray"
     args = ["ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir)]
     process = subprocess.Popen([sys.executable, "-m", "digitlab", *args], cwd=REPO, text=True,
@@ -88,8 +76,14 @@ def test_a_ray_worker_killed_mid_task_is_retried(local_members, tmp_path, data_d
     killer.join()
     assert killed, "no Ray task process was seen"
     assert process.returncode == 0, stderr
+    assert "Ray: 2 tasks of 1 CPU each" in stdout and stdout.count("done on node") == 2
     for member in ("member-0", "member-1"):
-        assert same_weights(local_members / member, out / member), member  # the retry started afresh, same seeds
+        assert same_weights(local_members / member, out / member), member
+        assert (out / member / "metrics.json").is_file() and (out / member / "last.safetensors").is_file()
+    local = json.loads((local_members / "ensemble.json").read_text())["metrics"]
+    assert json.loads((out / "ensemble.json").read_text())["metrics"] == local
+    r = run_cli(*args)
+    assert r.returncode == 0 and r.stdout.count("reusing") == 2 and "Ray:" not in r.stdout  # nothing left to train
 
 
 def lab_table(folder: Path) -> list[dict]:
@@ -98,7 +92,7 @@ def lab_table(folder: Path) -> list[dict]:
 
 
 def test_a_lab_on_ray_writes_the_same_table(tmp_path, data_dir):
-    args = ["lab", "--strategies", "none,all", "--train-size", "500", "--val-size", "200", "--epochs", "1",
+    args = ["lab", "--strategies", "none,all", "--train-size", "300", "--val-size", "100", "--epochs", "1",
             "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
     r = run_cli(*args, "--threads", "1", "--out", str(tmp_path / "local"))
     assert r.returncode == 0, r.stderr
@@ -122,16 +116,16 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_torchrun_two_processes_train_one_model_within_noise_of_one(tmp_path, data_dir):
-    common = ["train", "--train-size", "4000", "--val-size", "500", "--epochs", "2", "--threads", "1",
+    common = ["train", "--train-size", "3000", "--val-size", "300", "--epochs", "1", "--threads", "1",
               "--data-dir", str(data_dir)]  # fmt: skip
-    r = torchrun(*common, "--batch-size", "32", "--out", str(tmp_path / "ddp"))
+    r = torchrun(*common, "--batch-size", "16", "--out", str(tmp_path / "ddp"))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "2 processes (torchrun), global batch 64" in r.stdout and r.stdout.count("run saved in") == 1
-    r = run_cli(*common, "--batch-size", "64", "--out", str(tmp_path / "one"))
+    assert "2 processes (torchrun), global batch 32" in r.stdout and r.stdout.count("run saved in") == 1
+    r = run_cli(*common, "--batch-size", "32", "--out", str(tmp_path / "one"))
     assert r.returncode == 0, r.stderr
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["accuracy"]
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["accuracy"]
-    assert ddp > 0.9 and abs(ddp - one) < 0.02, (ddp, one)  # same global batch and steps; different streams
+    assert ddp > 0.85 and abs(ddp - one) < 0.03, (ddp, one)  # same global batch and steps; other random streams
     # resume under torchrun: every rank reads the same last.safetensors and the run finishes as one would
     shutil.copytree(tmp_path / "ddp", tmp_path / "ddp-resumed")
     (tmp_path / "ddp-resumed" / "metrics.json").unlink()

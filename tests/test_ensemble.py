@@ -24,32 +24,21 @@ def test_tta_views_are_exact_one_pixel_shifts():
     assert shift_batch(edge, 1, 1).sum() == 0  # pushed out, not wrapped around
 
 
+# the fast recipe's compact CNN keeps these tests quick: the ensemble logic is the same for every model
+ENSEMBLE = ["--recipe", "fast", "--members", "2", "--train-size", "1000", "--val-size", "300", "--epochs", "2",
+            "--batch-size", "64"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def ensemble_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("ens") / "ensemble"
-    r = run_cli(
-        "ensemble",
-        "--members",
-        "2",
-        "--tta",
-        "--train-size",
-        "1000",
-        "--val-size",
-        "300",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "64",
-        "--out",
-        str(out),
-        "--data-dir",
-        str(data_dir),
-    )
+    r = run_cli("ensemble", *ENSEMBLE, "--tta", "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     assert "ensemble of 2: validation" in r.stdout and "TTA is on for predict and serve" in r.stdout
     return out
 
 
+@pytest.mark.slow
 def test_members_share_the_split_and_differ_in_seed(ensemble_dir):
     configs = [json.loads((ensemble_dir / f"member-{i}" / "config.json").read_text())["config"] for i in (0, 1)]
     assert configs[0]["train"]["seed"] != configs[1]["train"]["seed"]
@@ -62,6 +51,7 @@ def test_members_share_the_split_and_differ_in_seed(ensemble_dir):
     assert metrics["members"][0]["test_accuracy"] == pytest.approx(member_metrics["test"]["accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_ensemble_averages_member_probabilities_over_views(ensemble_dir, mnist_dir):
     from digitlab.formats import read_idx
 
@@ -72,6 +62,7 @@ def test_ensemble_averages_member_probabilities_over_views(ensemble_dir, mnist_d
     np.testing.assert_allclose(ensemble.predict_proba(images), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_evaluate_and_predict_accept_an_ensemble_folder(ensemble_dir, tmp_path, mnist_dir):
     r = run_cli("evaluate", str(ensemble_dir), "--json")
     assert r.returncode == 0, r.stderr
@@ -82,28 +73,13 @@ def test_evaluate_and_predict_accept_an_ensemble_folder(ensemble_dir, tmp_path, 
     assert r.returncode == 0 and (tmp_path / "s.csv").read_text().startswith("ImageId,Label\n1,")
 
 
+@pytest.mark.slow
 def test_rerun_reuses_members(ensemble_dir, data_dir):
-    r = run_cli(
-        "ensemble",
-        "--members",
-        "2",
-        "--tta",
-        "--train-size",
-        "1000",
-        "--val-size",
-        "300",
-        "--epochs",
-        "3",
-        "--batch-size",
-        "64",
-        "--out",
-        str(ensemble_dir),
-        "--data-dir",
-        str(data_dir),
-    )
+    r = run_cli("ensemble", *ENSEMBLE, "--tta", "--out", str(ensemble_dir), "--data-dir", str(data_dir))
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
 
 
+@pytest.mark.slow
 def test_members_train_in_parallel_worker_processes(tmp_path, data_dir):
     out = tmp_path / "parallel"
     args = [
@@ -140,10 +116,11 @@ def test_members_train_in_parallel_worker_processes(tmp_path, data_dir):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_rerun_with_another_recipe_is_refused_not_reported_as_it(ensemble_dir, data_dir):
     before = (ensemble_dir / "member-0" / "model.safetensors").read_bytes()
-    args = ["--members", "2", "--train-size", "1000", "--val-size", "300", "--epochs", "3", "--batch-size", "64"]
-    r = run_cli("ensemble", "--recipe", "fast", *args, "--out", str(ensemble_dir), "--data-dir", str(data_dir))
+    args = [*ENSEMBLE[2:], "--tta", "--out", str(ensemble_dir), "--data-dir", str(data_dir)]
+    r = run_cli("ensemble", "--recipe", "best", *args)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "recipe: 'reference' -> 'fast'" in r.stderr and "--force" in r.stderr, r.stderr
+    assert "recipe: 'fast' -> 'best'" in r.stderr and "--force" in r.stderr, r.stderr
     assert (ensemble_dir / "member-0" / "model.safetensors").read_bytes() == before

@@ -58,6 +58,7 @@ def assert_same_run(a, b):
     assert strip == [{k: v for k, v in h.items() if k not in VOLATILE} for h in b[2]["history"]]
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path, data_dir, uninterrupted):
     """Kill the training process five times at random moments (each just after a checkpoint landed, plus a random
     delay); every resume continues exactly, and the final weights and history equal an uninterrupted run's."""
@@ -103,6 +104,7 @@ def ctrl_c_during_training(data_dir, out) -> tuple[int, str]:
     return process.returncode, stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, data_dir, uninterrupted):
     out = tmp_path / "run"
     returncode, stderr = ctrl_c_during_training(data_dir, out)
@@ -120,6 +122,7 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
 
 
+@pytest.mark.slow
 def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp_path, data_dir):
     """The OS refuses the write (a file-size limit, as a full disk would); the last good checkpoint survives."""
     out = tmp_path / "run"
@@ -159,6 +162,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "last.safetensors" in r.stderr and "checkpoint not found" in r.stderr
 
 
+@pytest.mark.slow
 def test_auto_engine_falls_back_to_torch_when_onnx_cannot_be_written(tmp_path, data_dir):
     """`evaluate` on a run folder it may not write into (here: a file-size limit) still answers, with PyTorch."""
     from digitlab.checkpoint import save_checkpoint

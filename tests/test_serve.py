@@ -42,6 +42,7 @@ def png(image: np.ndarray, scale: int = 10, invert: bool = True, mode: str = "L"
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_export_matches_torch_on_the_whole_test_set(served_run, tmp_path):
     out = tmp_path / "model.onnx"
     r = run_cli("export", str(served_run), "--format", "onnx", "--out", str(out))
@@ -132,6 +133,7 @@ def test_blank_and_gif_images_are_refused(server):
     assert post(server, png(np.zeros((28, 28), dtype=np.uint8), fmt="GIF"), "image/png")[0] == 415
 
 
+@pytest.mark.slow
 def test_drawing_page_predicts_mnist_digits_drawn_stroke_by_stroke(server, mnist_test):
     """Draw real MNIST test images onto the canvas as mouse strokes (one per run of ink in each pixel row) and read
     the page's answer; the page has no external resources (the machine is offline)."""

@@ -20,6 +20,7 @@ def small_config(data_dir, **train_kwargs) -> RunConfig:
     )
 
 
+@pytest.mark.slow
 def test_short_training_beats_90_percent_and_fills_the_run_folder(tmp_path, data_dir):
     lines = []
     metrics = train(small_config(data_dir), out=tmp_path / "run", log=lines.append)
@@ -47,6 +48,7 @@ def test_short_training_beats_90_percent_and_fills_the_run_folder(tmp_path, data
     assert 30 < model.normalize.mean.item() < 37  # the training pixels' own mean (MNIST: 33.3)
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tmp_path, data_dir):
     config = override(small_config(data_dir, epochs=1), {"data.train_size": 1000})
     train(config, out=tmp_path / "a", log=lambda *_: None)
@@ -77,6 +79,7 @@ def test_overfitting_warning_logic():
     assert not overfitting([h(1, 0.5), h(0.9, 0.4), h(0.8, 0.3), h(0.7, 0.2), h(0.6, 0.1)], patience=3)
 
 
+@pytest.mark.slow
 def test_trace_test_observes_the_test_set_and_chooses_nothing(tmp_path, data_dir):
     config = override(small_config(data_dir), {"model.arch": "compact", "train.batch_size": 128})
     plain = train(config, out=tmp_path / "plain", log=lambda *_: None)

@@ -52,6 +52,7 @@ def test_replacing_an_existing_output_needs_force(trained_run, tmp_path):
     assert out.read_text().startswith("ImageId,Label")
 
 
+@pytest.mark.slow
 def test_export_and_report_outputs_never_clobber(trained_run, tmp_path):
     run = copy_run(trained_run, tmp_path / "run")
     keep = tmp_path / "notes.txt"
