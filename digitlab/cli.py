@@ -27,6 +27,21 @@ def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") ->
     p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
 
 
+def lr_value(text: str) -> float | str:
+    if text == "suggested":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'suggested'") from None
+
+
+def add_log_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", choices=["none", "tensorboard", "mlflow"], help="experiment tracking (pip install "
+                   "'digitlab[track]'): TensorBoard files in the run folder, or an MLflow run")  # fmt: skip
+    p.add_argument("--log-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags default to None: the recipe's value stands unless a flag is given."""
     p.add_argument(
@@ -38,7 +53,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--lr", type=lr_value, help="peak learning rate, or 'suggested': the one `digitlab lr-find` saved "
+                   "in --lr-find DIR")  # fmt: skip
+    p.add_argument("--lr-find", metavar="DIR", default="runs/lr-find", help="where --lr suggested reads lr_find.json")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
     p.add_argument("--weight-decay", type=float)
@@ -65,6 +82,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         help="benchmarks: record the test accuracy of the validation-chosen model after each epoch",
     )
+    add_log_flags(p)
     add_data_flags(p, default=None)
 
 
@@ -198,6 +216,17 @@ def add_inference_commands(sub) -> None:
     serve.add_argument("--engine", choices=ENGINES, default="auto")
 
 
+def add_lr_find_command(sub) -> None:
+    lr_find = sub.add_parser("lr-find", help="learning-rate range test: loss against an exponentially growing rate, "
+                             "a plot and a suggested peak rate", epilog=recipe_epilog(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_train_flags(lr_find)
+    lr_find.add_argument("--steps", type=int, default=200, help="batches to train (default 200)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-6)
+    lr_find.add_argument("--end-lr", type=float, default=1.0)
+    lr_find.add_argument("--out", default="runs/lr-find", help="folder for lr_find.json and lr_find.png")
+
+
 def add_lab_command(sub) -> None:
     d = RunConfig()
     lab = sub.add_parser(
@@ -226,6 +255,7 @@ def add_lab_command(sub) -> None:
     lab.add_argument("--out", default="labs/lab", help="lab folder")
     add_force_flag(lab, "retrain configurations whose runs hold another config or finished already")
     add_ray_flags(lab)
+    add_log_flags(lab)
     add_data_flags(lab)
 
 
@@ -254,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_data_commands,
         add_train_command,
         add_ensemble_command,
+        add_lr_find_command,
         add_inference_commands,
         add_lab_command,
         add_report_commands,
@@ -263,12 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_config(args: argparse.Namespace) -> RunConfig:
+    config = flag_config(args)
+    if args.lr == "suggested":
+        from .lr_find import suggested_lr
+
+        config = override(config, {"train.lr": suggested_lr(args.lr_find, config)})
+    return config
+
+
+def flag_config(args: argparse.Namespace) -> RunConfig:
+    """The recipe with every given flag applied (`--lr suggested` aside, which train_config resolves)."""
     return override(
         recipe(args.recipe),
         {
             "train.epochs": args.epochs,
             "train.batch_size": args.batch_size,
-            "train.lr": args.lr,
+            "train.lr": None if args.lr == "suggested" else args.lr,
             "train.optimizer": args.optimizer,
             "train.schedule": args.schedule,
             "train.weight_decay": args.weight_decay,
@@ -278,6 +319,8 @@ def train_config(args: argparse.Namespace) -> RunConfig:
             "train.threads": args.threads,
             "train.checkpoint_every": args.checkpoint_every,
             "train.trace_test": args.trace_test,
+            "train.log": args.log,
+            "train.log_uri": args.log_uri,
             "model.arch": args.arch,
             "model.width": args.width,
             "model.dropout": args.dropout,
@@ -311,6 +354,8 @@ def lab_configs(args: argparse.Namespace):
             "train.seed": args.seed,
             "train.device": args.device,
             "train.threads": args.threads,
+            "train.log": args.log,
+            "train.log_uri": args.log_uri,
             "model.dropout": args.dropout,
             "data.val_size": args.val_size,
             "data.source": args.data,
@@ -433,7 +478,14 @@ def cmd_summary(args: argparse.Namespace) -> None:
     print(summary(model))
 
 
+def cmd_lr_find(args: argparse.Namespace) -> None:
+    from .lr_find import find_lr
+
+    find_lr(flag_config(args), args.out, args.steps, args.start_lr, args.end_lr)
+
+
 COMMANDS = {
+    "lr-find": cmd_lr_find,
     "data": cmd_data,
     "train": cmd_train,
     "ensemble": cmd_ensemble,

@@ -94,6 +94,9 @@ class TrainConfig:
     overfit_patience: int = 3  # warn after this many epochs of rising validation loss with falling training loss
     checkpoint_every: int | None = None  # also save last.safetensors every N optimizer steps (None: per epoch)
     eval_train: bool = False  # also measure the clean training set in eval mode each epoch (the lab's gap measure)
+    log: str = "none"  # experiment tracking: none, tensorboard or mlflow (tracking.py)
+    log_uri: str | None = None  # MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)
+    log_parent: str | None = None  # MLflow parent run id: set by lab and ensemble for their runs
     trace_test: bool = False  # benchmarks: test accuracy of the validation-chosen model after each epoch (chooses
     #                           nothing; its time is left out of the history's elapsed_s)
 
@@ -110,6 +113,7 @@ class TrainConfig:
         _check(0 <= self.warmup_frac < 1, f"warmup_frac {self.warmup_frac} must be in [0, 1)")
         _check(0 <= self.label_smoothing < 1, f"label smoothing {self.label_smoothing} must be in [0, 1)")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device '{self.device}' is not auto/cpu/cuda/mps")
+        _check(self.log in ("none", "tensorboard", "mlflow"), f"log '{self.log}' is not none, tensorboard or mlflow")
         _check(1 <= self.overfit_patience <= 1000, f"overfit_patience {self.overfit_patience} must be in [1, 1000]")
         _check(self.threads is None or 1 <= self.threads <= 1024, f"threads {self.threads} must be in [1, 1024]")
         _check(

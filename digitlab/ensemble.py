@@ -28,6 +28,7 @@ from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import atomic_write
 from .runs import MANIFEST, claim_run, read_manifest
+from .tracking import close_parent, open_parent
 from .train import train
 
 
@@ -113,7 +114,9 @@ def train_ensemble(
         raise DigitlabError(f"--jobs {jobs} must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    configs = {out / f"member-{i}": member_config(base, i) for i in range(members)}
+    parent = open_parent(base.train.log, out, to_dict(base), base.train.log_uri)  # MLflow: members nest under it
+    configs = {out / f"member-{i}": member_config(override(base, {"train.log_parent": parent}), i)
+               for i in range(members)}  # fmt: skip
     states = {run_dir: claim_run(run_dir, to_dict(config), force) for run_dir, config in configs.items()}
     work = {run_dir: configs[run_dir] for run_dir, state in states.items() if state != "finished"}
     for run_dir in configs.keys() - work.keys():
@@ -126,6 +129,7 @@ def train_ensemble(
             train_member(config, run_dir)
     else:
         train_in_processes(work, jobs, cuda_count, log)
+    close_parent(base.train.log, parent, base.train.log_uri)
     return measure_and_record(out, base, [run_dir.name for run_dir in configs], tta, log)
 
 

@@ -140,3 +140,17 @@ def sizes_figure(rows: list[dict]) -> bytes:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return figure_png(fig)
+
+
+def lr_find_figure(rates: list[float], smoothed: list[float], suggestion: float) -> bytes:
+    """The range test: smoothed training loss against the learning rate (log scale), the suggestion marked."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(rates, smoothed, color="#4a7fb0")
+    ax.axvline(suggestion, color="#c04040", ls="--", label=f"suggested peak lr {suggestion:.2g}")
+    top = min(max(smoothed), 3 * min(smoothed[: max(1, len(smoothed) // 10)]))
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title="Learning-rate range test",
+           ylim=(0.9 * min(smoothed), top))  # fmt: skip
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return figure_png(fig)

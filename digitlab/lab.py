@@ -24,6 +24,7 @@ from .errors import DigitlabError
 from .formats import atomic_write
 from .lab_report import table_markdown, write_lab_outputs
 from .runs import HISTORY_JSON, LAB, METRICS, claim_run, read_json
+from .tracking import close_parent, open_parent
 from .train import train
 
 SWITCHES = ("dropout", "bn", "augment")
@@ -149,7 +150,8 @@ def run_lab(
     with the differing fields, and nothing there is deleted without `force`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cells = lab_cells(lab, base, out)
+    parent = open_parent(base.train.log, out, to_dict(base), base.train.log_uri)  # MLflow: cells nest under it
+    cells = lab_cells(lab, override(base, {"train.log_parent": parent}), out)
     states = [claim_run(cell["dir"], to_dict(cell["config"]), force) for cell in cells]
     if ray is not None:  # every cell to train as one Ray task; then all of them are finished runs to read
         work = {cell["dir"]: cell["config"] for cell, state in zip(cells, states) if state != "finished"}
@@ -162,6 +164,7 @@ def run_lab(
         results.setdefault((cell["strategy"], cell["size_label"]), []).append(
             run_cell(cell["config"], cell["dir"], state, log)
         )
+    close_parent(base.train.log, parent, base.train.log_uri)
     return write_lab(lab, base, out, cells, results, log)
 
 

@@ -38,10 +38,11 @@ from .datasets import DATASETS
 from .distributed import Processes
 from .errors import DigitlabError, Interrupted
 from .evaluate import evaluate, resolve_device
-from .figures import plot_history
+from .figures import confusion_figure, plot_history
 from .formats import atomic_write
 from .models import build_model, summary
 from .runs import CONFIG, CURVES, HISTORY_CSV, HISTORY_JSON, LAST, METRICS, MODEL, differences, new_run_dir
+from .tracking import NullTracker, open_tracker
 
 
 def lr_at(step: int, total_steps: int, config) -> float:
@@ -72,30 +73,34 @@ def epoch_seed(seed: int, epoch: int, stream: int | tuple[int, ...]) -> int:
 
 
 class Progress:
-    """A one-line live progress bar on a terminal; silent elsewhere (the epoch lines are printed anyway)."""
+    """The epoch's live bar (rich) on a terminal: steps, loss, images/s and time left; nothing elsewhere, where the
+    epoch lines printed after each epoch are the record."""
 
     def __init__(self, total: int, label: str):
-        self.total, self.label, self.live = total, label, sys.stderr.isatty()
+        self.live = sys.stderr.isatty()
         self.start = self.last = time.perf_counter()
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            fields = TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} img/s")
+            self.bar = Bar(TextColumn(label), BarColumn(), MofNCompleteColumn(), fields, TimeRemainingColumn(),
+                           console=Console(stderr=True), transient=True)  # fmt: skip
+            self.task = self.bar.add_task(label, total=total, loss=0.0, rate=0.0)
+            self.bar.start()
 
     def update(self, done: int, images: int, loss: torch.Tensor) -> None:
         now = time.perf_counter()
-        if not self.live or (now - self.last < 0.25 and done < self.total):
+        if not self.live or now - self.last < 0.25:
             return  # no .item() here: reading the loss would wait for the device at every step
-        loss = loss.item()
         self.last = now
         rate = images / max(now - self.start, 1e-9)
-        eta = (self.total - done) * (now - self.start) / max(done, 1)
-        bar = "#" * int(24 * done / self.total)
-        sys.stderr.write(
-            f"\r{self.label} [{bar:<24}] {done}/{self.total} loss {loss:.4f} {rate:,.0f} img/s eta {eta:4.0f}s "
-        )
-        sys.stderr.flush()
+        self.bar.update(self.task, completed=done, loss=loss.item(), rate=rate)
 
     def close(self) -> None:
         if self.live:
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
+            self.bar.stop()
 
 
 def overfitting(history: list[dict], patience: int) -> bool:
@@ -162,6 +167,7 @@ class Run:
     history: list[dict]
     resume_point: dict  # where an interrupted epoch stopped: step, running sums, random generator states
     started: float  # perf_counter at the start, moved back by the elapsed time of a resumed run
+    tracker: object = field(default_factory=NullTracker)  # TensorBoard or MLflow (tracking.py), rank 0 only
     traced_seconds: float = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
     best: dict | None = field(init=False)
 
@@ -275,8 +281,10 @@ def open_run(config: RunConfig, out, resume, log) -> Run:
         + (f"; {processes.world} processes (torchrun), global batch {config.train.batch_size * processes.world}"
            if processes.active else ""))  # fmt: skip
     test_set = load_test(config.data) if config.train.trace_test else None
+    tc = config.train
+    tracker = open_tracker(tc.log, run_dir, to_dict(config), tc.log_uri, tc.log_parent) if processes.main else None
     return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
-               resume_point, started)  # fmt: skip
+               resume_point, started, tracker or NullTracker())  # fmt: skip
 
 
 def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes):
@@ -404,6 +412,7 @@ def record_epoch(run: Run, epoch: Epoch, log) -> None:
         clean = evaluate(run.model, run.train_set)
         record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
     run.history.append(record)
+    run.tracker.log_epoch(record)
     log(
         f"epoch {epoch.number:>3}/{tc.epochs}  train loss {record['train_loss']:.4f} "
         f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
@@ -449,6 +458,10 @@ def finish(run: Run, log) -> dict:
         "val_images": len(run.val_set),
     }
     write_json(run.run_dir / METRICS, metrics)
+    images = {"curves": (run.run_dir / CURVES).read_bytes()}
+    if test is not None:
+        images["confusion_matrix"] = confusion_figure(test["confusion_matrix"])
+    run.tracker.finish(metrics, images)
     log(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.2%} (loss {best['val_loss']:.4f})")
     if test is not None:
         log(f"test accuracy {test['accuracy']:.2%} ({test['errors']} errors in {test['n']:,}), loss {test['loss']:.4f}")

@@ -70,7 +70,7 @@ def test_lab_runs_differ_only_in_the_switches(lab_dir):
     for name, config in configs.items():
         assert (config.model.dropout, config.model.batch_norm, config.augment.enabled) == expected[name]
         neutral = strategy_config(config, "none", config.data.train_size, config.train.seed)
-        assert neutral == strategy_config(configs["none"], "none", 1000, 0)
+        assert neutral == strategy_config(configs["none"], "none", 600, 0)
 
 
 @pytest.mark.slow

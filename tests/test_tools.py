@@ -1,0 +1,78 @@
+"""The tools users already know, used end to end: the learning-rate finder (and `train --lr suggested`), and
+experiment tracking read back with TensorBoard's own event reader and MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli
+
+from digitlab.lr_find import valley
+
+SMALL = ["--train-size", "1000", "--val-size", "200", "--data-dir"]
+
+
+def test_valley_is_two_thirds_down_the_longest_fall():
+    losses = [3.0, 2.9, 2.5, 2.0, 1.5, 1.0, 0.8, 0.7, 0.9, 2.0, 5.0]
+    # the longest fall runs from index 0 to 7; two thirds of the way: index 5 (rounded)
+    assert valley(losses) == 5
+    assert valley([1.0, 2.0, 3.0]) == 0  # no fall at all: the first rate
+
+
+@pytest.mark.slow
+def test_lr_find_suggests_a_rate_and_train_reads_it_back(tmp_path, data_dir):
+    folder = tmp_path / "lr"
+    r = run_cli("lr-find", "--recipe", "fast", *SMALL, str(data_dir), "--steps", "60", "--out", str(folder))
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((folder / "lr_find.json").read_text())
+    assert (folder / "lr_find.png").read_bytes().startswith(b"\x89PNG")
+    assert 1e-6 <= saved["suggested_lr"] <= 1 and len(saved["lrs"]) == len(saved["smoothed"]) <= 60
+    assert saved["lrs"] == sorted(saved["lrs"])  # the rate only grows
+    out = tmp_path / "run"
+    r = run_cli("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "1", "--lr", "suggested",
+                "--lr-find", str(folder), "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "config.json").read_text())["config"]["train"]["lr"] == saved["suggested_lr"]
+    r = run_cli("train", *SMALL, str(data_dir), "--lr", "suggested", "--lr-find", str(folder), "--out", str(out))
+    assert r.returncode == 2 and "model.arch = 'compact'" in r.stderr  # found for another model: refused
+
+
+@pytest.mark.slow
+def test_tensorboard_logs_read_back_with_tensorboards_reader(tmp_path, data_dir):
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "run"
+    r = run_cli("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "2", "--log", "tensorboard",
+                "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    reader = event_accumulator.EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    reader.Reload()
+    tags = reader.Tags()
+    assert {"loss/train", "loss/val", "accuracy/val", "lr", "throughput/images_per_s"} <= set(tags["scalars"])
+    history = json.loads((out / "history.json").read_text())
+    val = [event.value for event in reader.Scalars("accuracy/val")]
+    assert val == pytest.approx([h["val_accuracy"] for h in history], abs=1e-6)
+    assert {"curves", "confusion_matrix"} <= set(tags["images"])
+
+
+@pytest.mark.slow
+def test_mlflow_runs_read_back_with_mlflows_client_and_lab_cells_nest(tmp_path, data_dir):
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    lab = ["lab", "--strategies", "none,bn", "--train-size", "300", "--val-size", "100", "--epochs", "2"]
+    args = ["--log", "mlflow", "--log-uri", uri, "--out", str(tmp_path / "lab"), "--data-dir", str(data_dir)]
+    r = run_cli(*lab, *args, cwd=tmp_path)  # artifacts: ./mlartifacts of the working folder
+    assert r.returncode == 0, r.stderr
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("digitlab")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = [run for run in runs if run.info.run_name == "lab"]
+    cells = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert len(parent) == 1 and len(cells) == 2
+    cell = cells[0]
+    assert cell.data.params["model.arch"] == "reference" and cell.data.params["train.epochs"] == "2"
+    history = client.get_metric_history(cell.info.run_id, "accuracy_val")
+    assert [m.step for m in history] == [1, 2]
+    assert "final_test_accuracy" in cell.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(cell.info.run_id)}
+    assert {"curves.png", "confusion_matrix.png"} <= artifacts
