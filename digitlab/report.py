@@ -19,6 +19,7 @@ from .augment import augment_batch, make_generator
 from .checkpoint import load_checkpoint
 from .data import load_source, load_test, load_train_val
 from .evaluate import metrics_from_logits, predict_logits
+from .explain import attributions, captum_available, saliency_grid
 from .figures import confusion_figure, image_grid, per_class_figure
 from .formats import atomic_write
 from .models import summary
@@ -85,6 +86,7 @@ def run_report(run: str | Path, out: str | Path | None = None, wrong_count: int 
         ("confusion", "Confusion matrix", img_tag(confusion_figure(metrics["confusion_matrix"]), "confusion matrix")),
         ("per-class", "Per-class accuracy", per_class_html(metrics)),
         ("wrong", "Most confidently wrong", img_tag(wrong_grid(logits, test, wrong_count), "confidently wrong")),
+        ("saliency", "Why it was misread", saliency_html(model, logits, test)),
         ("augmentation", "Augmentation preview", img_tag(augmentation_grid(config), "augmentation preview")),
     ]
     write_html(path, html_page(f"digitlab run report: {run.name}", sections))
@@ -114,11 +116,35 @@ def per_class_html(metrics: dict) -> str:
     return figure + table_html(["class", "accuracy", "images"], rows)
 
 
-def wrong_grid(logits: torch.Tensor, digits, count: int) -> bytes:
-    """The `count` wrong predictions made with the highest confidence, with true label, prediction and confidence."""
+def most_confidently_wrong(logits: torch.Tensor, digits, count: int):
+    """(indices of the `count` wrong predictions made with the highest confidence, all wrong indices, predicted,
+    confidence)."""
     confidence, predicted = torch.softmax(logits, 1).max(1)
     wrong = torch.nonzero(predicted != digits.labels).flatten()
-    worst = wrong[confidence[wrong].argsort(descending=True)][:count]
+    return wrong[confidence[wrong].argsort(descending=True)][:count], wrong, predicted, confidence
+
+
+def saliency_html(model, logits: torch.Tensor, digits, count: int = 8) -> str:
+    """Integrated Gradients for the most confidently wrong images (explain.py), or how to get them."""
+    if not captum_available():
+        return "<p>Install Captum to see which pixels made the model misread: pip install 'digitlab[explain]'</p>"
+    worst, _, predicted, confidence = most_confidently_wrong(logits, digits, count)
+    if len(worst) == 0:
+        return "<p>No image was misread.</p>"
+    images = digits.images[worst]
+    toward_predicted = attributions(model, images, predicted[worst])
+    toward_true = attributions(model, images, digits.labels[worst])
+    captions = [f"true {digits.labels[i]} / pred {predicted[i]} (p={confidence[i]:.2f})" for i in worst]
+    grid = saliency_grid(images[:, 0].numpy(), toward_predicted, toward_true, captions)
+    return img_tag(grid, "saliency of misread digits") + (
+        "<p>Integrated Gradients (Captum) from a black image: red pixels pushed the model toward the class named above "
+        "the map, blue ones against it.</p>"
+    )
+
+
+def wrong_grid(logits: torch.Tensor, digits, count: int) -> bytes:
+    """The `count` wrong predictions made with the highest confidence, with true label, prediction and confidence."""
+    worst, wrong, predicted, confidence = most_confidently_wrong(logits, digits, count)
     captions = [f"true {digits.labels[i]} / pred {predicted[i]}\np={confidence[i]:.2f}" for i in worst]
     title = f"Most confidently wrong ({len(wrong)} errors in {len(digits):,})"
     return image_grid(digits.images[worst, 0].numpy(), captions, title=title)

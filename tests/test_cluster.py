@@ -116,8 +116,8 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_torchrun_two_processes_train_one_model_within_noise_of_one(tmp_path, data_dir):
-    common = ["train", "--train-size", "3000", "--val-size", "300", "--epochs", "1", "--threads", "1",
-              "--data-dir", str(data_dir)]  # fmt: skip
+    common = ["train", "--recipe", "fast", "--train-size", "3000", "--val-size", "300", "--epochs", "1",
+              "--threads", "1", "--data-dir", str(data_dir)]  # fmt: skip
     r = torchrun(*common, "--batch-size", "16", "--out", str(tmp_path / "ddp"))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 processes (torchrun), global batch 32" in r.stdout and r.stdout.count("run saved in") == 1

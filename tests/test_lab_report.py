@@ -92,9 +92,9 @@ def test_run_report_opens_in_chromium(lab_dir):
     run = lab_dir / "runs" / "all__n600__s0"
     r = run_cli("report", str(run))
     assert r.returncode == 0, r.stderr
-    sections = ["summary", "model", "config", "curves", "confusion", "per-class", "wrong", "augmentation"]
+    sections = ["summary", "model", "config", "curves", "confusion", "per-class", "wrong", "saliency", "augmentation"]
     result = check_report_in_browser(run / "report.html", sections)
-    assert result["images"] == 5
+    assert result["images"] == 6  # the saliency grid (Captum is in the dev extra) included
     text = (run / "report.html").read_text()
     assert "Total params: 601,578" in text and "Most confidently wrong" in text
 

@@ -56,23 +56,45 @@ def test_tensorboard_logs_read_back_with_tensorboards_reader(tmp_path, data_dir)
 
 
 @pytest.mark.slow
-def test_mlflow_runs_read_back_with_mlflows_client_and_lab_cells_nest(tmp_path, data_dir):
+def test_mlflow_runs_read_back_with_mlflows_client_and_members_nest(tmp_path, data_dir):
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    lab = ["lab", "--strategies", "none,bn", "--train-size", "300", "--val-size", "100", "--epochs", "2"]
-    args = ["--log", "mlflow", "--log-uri", uri, "--out", str(tmp_path / "lab"), "--data-dir", str(data_dir)]
-    r = run_cli(*lab, *args, cwd=tmp_path)  # artifacts: ./mlartifacts of the working folder
+    ensemble = ["ensemble", "--recipe", "fast", "--members", "2", "--train-size", "500", "--val-size", "200",
+                "--epochs", "2", "--out", str(tmp_path / "ens"), "--data-dir", str(data_dir)]  # fmt: skip
+    r = run_cli(*ensemble, "--log", "mlflow", "--log-uri", uri, cwd=tmp_path)  # artifacts: ./mlartifacts there
     assert r.returncode == 0, r.stderr
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("digitlab")
     runs = client.search_runs([experiment.experiment_id])
-    parent = [run for run in runs if run.info.run_name == "lab"]
-    cells = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
-    assert len(parent) == 1 and len(cells) == 2
-    cell = cells[0]
-    assert cell.data.params["model.arch"] == "reference" and cell.data.params["train.epochs"] == "2"
-    history = client.get_metric_history(cell.info.run_id, "accuracy_val")
+    parent = [run for run in runs if run.info.run_name == "ens"]
+    members = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert len(parent) == 1 and sorted(m.info.run_name for m in members) == ["member-0", "member-1"]
+    member = members[0]
+    assert member.data.params["model.arch"] == "compact" and member.data.params["train.epochs"] == "2"
+    history = client.get_metric_history(member.info.run_id, "accuracy_val")
     assert [m.step for m in history] == [1, 2]
-    assert "final_test_accuracy" in cell.data.metrics
-    artifacts = {a.path for a in client.list_artifacts(cell.info.run_id)}
+    assert "final_test_accuracy" in member.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(member.info.run_id)}
     assert {"curves.png", "confusion_matrix.png"} <= artifacts
+
+
+def test_integrated_gradients_are_complete_on_a_real_model():
+    """Captum's attributions, as digitlab calls them, sum to logit(image) - logit(black) (the method's completeness
+    axiom), up to the error of 32 integration steps."""
+    pytest.importorskip("captum")
+    import torch
+
+    from digitlab.config import ModelConfig
+    from digitlab.explain import attributions
+    from digitlab.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="compact", dropout=0.0)).eval()
+    images = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    targets = torch.tensor([0, 3, 7, 9])
+    maps = attributions(model, images, targets)
+    assert maps.shape == (4, 28, 28)
+    with torch.no_grad():
+        gap = model(images.float()) - model(torch.zeros(4, 1, 28, 28))
+    expected = gap[torch.arange(4), targets].numpy()
+    assert abs(maps.sum(axis=(1, 2)) - expected).max() < 0.05 * abs(expected).max() + 1e-3

@@ -102,7 +102,7 @@ def test_claim_run_reuses_only_the_same_config(tmp_path):
 @pytest.mark.slow
 def test_small_csv_trains_without_a_validation_flag(small_csv, tmp_path):
     out = tmp_path / "run"
-    r = run_cli("train", "--data", str(small_csv), "--epochs", "1", "--out", str(out))
+    r = run_cli("train", "--recipe", "fast", "--data", str(small_csv), "--epochs", "1", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "1,800 training, 200 validation images" in r.stdout and "chosen automatically" in r.stdout
     assert '"val_images": 200' in (out / "config.json").read_text()
@@ -111,7 +111,7 @@ def test_small_csv_trains_without_a_validation_flag(small_csv, tmp_path):
 @pytest.mark.slow
 def test_resume_does_not_open_a_data_path_stored_in_the_checkpoint(small_csv, tmp_path):
     out = tmp_path / "run"
-    r = run_cli("train", "--data", str(small_csv), "--epochs", "2", "--out", str(out))
+    r = run_cli("train", "--recipe", "fast", "--data", str(small_csv), "--epochs", "1", "--out", str(out))
     assert r.returncode == 0, r.stderr
     (out / "metrics.json").unlink()
     one_error_line(run_cli("train", "--resume", str(out)), "--data", str(small_csv))
