@@ -24,6 +24,9 @@ class DataError(DigitlabError):
         location = f"{self.path}, {where}" if where else self.path
         super().__init__(f"{location}: {problem}")
 
+    def __reduce__(self):  # picklable with its own arguments: errors cross process and Ray task boundaries
+        return type(self), (self.path, self.where, self.problem)
+
 
 class Interrupted(DigitlabError):
     """Work stopped on Ctrl-C after saving a checkpoint; the message says how to resume. The CLI exits with 130."""

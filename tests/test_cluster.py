@@ -132,3 +132,13 @@ def test_torchrun_two_processes_train_one_model_within_noise_of_one(tmp_path, da
     r = torchrun("train", "--resume", str(tmp_path / "ddp-resumed"), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp_path / "ddp-resumed" / "metrics.json").read_text())["test"]["accuracy"] == ddp
+
+
+def test_a_failing_ray_task_is_named_with_its_node(tmp_path, data_dir):
+    """A run that fails inside its Ray task (here: a malformed data file) ends the command with exit 2 and one
+    error naming the task, the node it ran on and digitlab's own message (file and row)."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + "3," + ",".join(["0"] * 783) + "\n")
+    r = run_cli("lab", "--strategies", "none", "--data", str(bad), "--ray", "local", "--out", str(tmp_path / "lab"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert "[none__n5000__s0] failed on node" in r.stderr and "bad.csv, row 2" in r.stderr, r.stderr[-1500:]

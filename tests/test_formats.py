@@ -290,3 +290,11 @@ def test_a_header_claiming_10_million_images_is_refused_without_allocating(tmp_p
     r = subprocess.run([sys.executable, "-c", BOUNDED_READ, str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "MemoryError" not in r.stderr, r.stderr[-500:]
     assert r.stdout.startswith("DataError:") and str(path) in r.stdout, r.stdout
+
+
+def test_data_errors_survive_pickling_across_processes():
+    """Worker processes and Ray tasks send errors back pickled: the located message must arrive whole."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(DataError("train.csv", "row 12, column 3", "pixel 300, expected 0..255")))
+    assert isinstance(error, DataError) and str(error) == "train.csv, row 12, column 3: pixel 300, expected 0..255"
