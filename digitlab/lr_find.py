@@ -28,8 +28,7 @@ from .errors import DigitlabError
 from .evaluate import resolve_device
 from .figures import lr_find_figure
 from .formats import atomic_write
-from .models import build_model
-from .train import build_optimizer, epoch_seed, set_lr, train_step
+from .train import build_optimizer, epoch_seed, seeded_model, set_lr, train_step
 
 RESULT = "lr_find.json"
 SMOOTHING = 0.98
@@ -60,12 +59,7 @@ def find_lr(config: RunConfig, out: str | Path, steps: int = 200, start_lr: floa
     out = Path(out)
     device = resolve_device(config.train.device)
     train_set, _ = load_train_val(config.data, config.train.seed)
-    torch.manual_seed(config.train.seed)
-    model = build_model(config.model)
-    pixels = train_set.images.float()
-    model.normalize.mean.fill_(pixels.mean().item())
-    model.normalize.std.fill_(pixels.std().item())
-    model = model.to(device, memory_format=torch.channels_last).train()
+    model = seeded_model(config, train_set).to(device, memory_format=torch.channels_last).train()
     optimizer = build_optimizer(model, config.train)
     images, labels = train_set.images.to(device), train_set.labels.to(device)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(epoch_seed(config.train.seed, 0, 9)))

@@ -291,15 +291,22 @@ def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, proc
     """A new run folder (rank 0 creates it and writes config.json; the others learn its name) and a seeded model
     holding the training pixels' mean and standard deviation (the seed's norm_input)."""
     run_dir = Path(processes.broadcast(str(new_run_dir(out)) if processes.main else None))
+    model = seeded_model(config, train_set)
+    if processes.main:
+        split = {"train_images": len(train_set), "val_images": len(val_set)}
+        write_json(run_dir / CONFIG, {"config": to_dict(config), "env": environment(), "split": split})
+    return run_dir, model, {}, {}
+
+
+def seeded_model(config: RunConfig, train_set: Digits) -> torch.nn.Module:
+    """The config's model with weights seeded by the run's seed and the input normalisation set to the training
+    pixels' mean and standard deviation (the seed's norm_input)."""
     torch.manual_seed(config.train.seed)  # weight initialisation
     model = build_model(config.model)
     pixels = train_set.images.float()
     model.normalize.mean.fill_(pixels.mean().item())
     model.normalize.std.fill_(pixels.std().item())
-    if processes.main:
-        split = {"train_images": len(train_set), "val_images": len(val_set)}
-        write_json(run_dir / CONFIG, {"config": to_dict(config), "env": environment(), "split": split})
-    return run_dir, model, {}, {}
+    return model
 
 
 def load_resumable(run_dir: Path, config: RunConfig):
