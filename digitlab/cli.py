@@ -202,11 +202,20 @@ def add_inference_commands(sub) -> None:
     )
     add_force_flag(predict)
 
-    export = sub.add_parser("export", help="export a run's model to ONNX (pixels 0..255 in, probabilities out)")
+    export = sub.add_parser(
+        "export",
+        help="export a run's model to ONNX (pixels 0..255 in, probabilities out), or as a static web page",
+    )
     export.add_argument("run", metavar="RUN_DIR")
-    export.add_argument("--format", choices=["onnx"], default="onnx")
-    export.add_argument("--out", help="output file (default: RUN_DIR/model.onnx)")
+    export.add_argument(
+        "--format",
+        choices=["onnx", "web"],
+        default="onnx",
+        help="onnx: one .onnx file; web: a folder with the drawing page running the model in the browser",
+    )
+    export.add_argument("--out", help="output file (default: RUN_DIR/model.onnx); for --format web a folder (required)")
     export.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    export.add_argument("--ort-package", help="onnxruntime-web npm tarball at hand (default: npm pack, cached)")
     add_force_flag(export)
 
     serve = sub.add_parser("serve", help="HTTP API and a drawing page for a run's model or an .onnx file")
@@ -428,9 +437,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     from .export import export_onnx
+    from .web import export_web
 
-    r = export_onnx(args.run, args.out, verify=not args.no_verify, force=args.force)
-    print(f"wrote {r['out']} ({r['bytes']:,} bytes), checked by the onnx checker")
+    if args.format == "web":
+        r = export_web(args.run, args.out, not args.no_verify, args.force, args.ort_package)
+        print(f"wrote {r['out']}/ ({r['bytes']:,} bytes): open {r['out']}/index.html in a browser, or host the folder")
+    else:
+        r = export_onnx(args.run, args.out, verify=not args.no_verify, force=args.force)
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes), checked by the onnx checker")
     if "max_abs_diff" in r:
         print(
             f"ONNX Runtime vs PyTorch on {r['compared_on']}: largest probability difference "

@@ -61,9 +61,10 @@ class TorchEngine:
 class OnnxEngine:
     name = "onnx"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, checkpoint: Path | None = None):
         self.session = onnx_session(path)
         self.identity = {"engine": self.name, "model": shown_name(path)}
+        self.checkpoint = checkpoint  # the PyTorch checkpoint it was exported from, when known (for saliency)
 
     def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         return run_onnx(self.session, np.asarray(images, dtype=np.float32), CHUNK)
@@ -115,7 +116,21 @@ def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu") -
             if engine == "onnx":
                 raise
             return TorchEngine(checkpoint, device)  # 'auto' on a read-only run folder or without onnx: PyTorch
-    return OnnxEngine(onnx_path)
+    return OnnxEngine(onnx_path, checkpoint)
+
+
+def saliency_possible(engine: Engine) -> bool:
+    return isinstance(engine, TorchEngine) or (isinstance(engine, OnnxEngine) and engine.checkpoint is not None)
+
+
+def saliency_model(engine: Engine) -> torch.nn.Module | None:
+    """The PyTorch model behind an engine, for gradients: a torch engine's own, the checkpoint an ONNX engine was
+    exported from (loaded now); None for an ensemble or a bare .onnx file."""
+    if isinstance(engine, TorchEngine):
+        return engine.model
+    if isinstance(engine, OnnxEngine) and engine.checkpoint is not None:
+        return load_checkpoint(engine.checkpoint)[0]
+    return None
 
 
 def onnx_file_engine(path: Path, engine: str) -> OnnxEngine:

@@ -62,3 +62,19 @@ def saliency_grid(images: np.ndarray, toward_predicted: np.ndarray, toward_true:
     fig.suptitle("Integrated Gradients: red pushed toward the class, blue against it", fontsize=9)
     fig.tight_layout()
     return figure_png(fig)
+
+
+def explain_one(model: torch.nn.Module, image: np.ndarray) -> dict:
+    """One preprocessed digit (28, 28, 0..255) -> its predicted digit, probabilities and the Integrated Gradients map
+    toward that digit (28 rows of 28), as the drawing page's "Why?" shows them."""
+    x = torch.as_tensor(image, dtype=torch.float32).reshape(1, 1, 28, 28)
+    with torch.no_grad():
+        probabilities = torch.softmax(model.eval()(x.to(next(model.parameters()).device)), 1)[0].cpu()
+    digit = int(probabilities.argmax())
+    saliency = attributions(model, x, torch.tensor([digit]))[0]
+    return {
+        "digit": digit,
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "input": np.asarray(image, dtype=int).reshape(28, 28).tolist(),
+        "saliency": np.round(saliency, 4).tolist(),
+    }

@@ -128,11 +128,24 @@ def export_onnx(run: str | Path, out: str | Path | None = None, verify: bool = T
     """Write the run's model as ONNX (default RUN_DIR/model.onnx, which is derived and may be replaced); returns the
     path and the verification figures. An explicit `out` follows runs.check_output."""
     try:
-        import onnx
+        import onnx  # noqa: F401
     except ImportError:
         raise DigitlabError("ONNX export needs the export extra: pip install 'digitlab[export]'") from None
     source = model_path(run)
     out = check_output(out, (run, source), force, owned_name=ONNX) if out else source.with_suffix(".onnx")
+    proto, model, config = onnx_graph(source)
+    with atomic_write(out) as f:
+        f.write(proto)
+    result = {"out": str(out), "bytes": out.stat().st_size}
+    if verify:
+        result.update(verify_onnx(out, model, config))
+    return result
+
+
+def onnx_graph(source: Path) -> tuple[bytes, torch.nn.Module, object]:
+    """(the serialized ONNX graph, the unfolded PyTorch model, its config) for a checkpoint file."""
+    import onnx
+
     model, config, info, _ = load_checkpoint(source)
     graph = WithSoftmax(fold_batchnorm(model.to(memory_format=torch.contiguous_format))).eval()
     example = torch.zeros(2, 1, 28, 28)
@@ -151,12 +164,7 @@ def export_onnx(run: str | Path, out: str | Path | None = None, verify: bool = T
     proto = program.model_proto
     proto.doc_string = f"digitlab {info['env'].get('digitlab')} model from {source.name}, epoch {info.get('epoch')}"
     onnx.checker.check_model(proto, full_check=True)
-    with atomic_write(out) as f:
-        f.write(proto.SerializeToString())
-    result = {"out": str(out), "bytes": out.stat().st_size}
-    if verify:
-        result.update(verify_onnx(out, model, config))
-    return result
+    return proto.SerializeToString(), model, config
 
 
 def verify_onnx(path: Path, model: torch.nn.Module, config) -> dict:

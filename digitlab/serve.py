@@ -3,12 +3,14 @@
     POST /predict   a PNG/JPEG (raw body, or up to 16 multipart files), or JSON pixels: {"pixels": [784 values]}
                     or a batch {"pixels": [[784 values], ...]} (28x28 nested lists are accepted too), values 0..255;
                     answers the digit, the ten probabilities and the model's identity for each image
+    POST /explain   one image as for /predict: the digit, the 28x28 input the model saw and its Integrated Gradients
+                    map toward that digit (the drawing page's "Why?"; PyTorch engine and Captum only, else 501)
     GET  /          the drawing page (static/draw.html: no build step, no external resources)
     GET  /health    liveness and the model's identity;  GET /docs, /openapi.json  the schema
 
-Photos and drawings are converted the way MNIST was made: grayscale, inverted when dark-on-light, cropped to the
-ink's bounding box, scaled to fit 20x20 keeping the aspect ratio, and placed in 28x28 so the centre of mass sits in
-the middle.
+Photos and drawings are converted the way MNIST was made (preprocess.py, the one specification that the static web
+page shares): grayscale, inverted when dark-on-light, cropped to the ink's bounding box, scaled to fit 20x20 keeping
+the aspect ratio, and placed in 28x28 so the centre of mass sits in the middle.
 
 The server is built to be left running on a laptop while its user browses the web:
 - every malformed request gets a 4xx with a JSON {"error": ...}, and an unexpected failure a JSON 500;
@@ -26,6 +28,7 @@ The server is built to be left running on a laptop while its user browses the we
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import os
@@ -39,6 +42,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .preprocess import NoInk, mnist_style
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 DRAIN_BYTES = 64 * 1024 * 1024  # oversized bodies up to this are read and dropped before the 413 (see read_body)
@@ -67,40 +72,6 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 
 # ---------------------------------------------------------------------------------------------------------- images
-def mnist_style(image) -> np.ndarray:
-    """A PIL image of one digit -> uint8 (28, 28), light ink on black, as MNIST's digits were prepared."""
-    from PIL import Image
-
-    if image.mode in ("RGBA", "LA", "P"):
-        image = image.convert("RGBA")
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image)  # transparent canvas = white paper
-    gray = np.asarray(image.convert("L"), dtype=np.float32)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if border.mean() > 127:  # dark ink on light paper: MNIST is light on dark
-        gray, border = 255 - gray, 255 - border
-    gray = np.clip(gray - np.median(border), 0, 255)  # the paper's own shade becomes 0
-    ink = gray > 0.2 * gray.max() if gray.max() > 0 else np.zeros_like(gray, dtype=bool)
-    if gray.max() < 32 or not ink.any():
-        raise BadRequest(422, "the image has no visible ink: expected one handwritten digit")
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    crop = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    scale = 20.0 / max(crop.shape)
-    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))  # (width, height)
-    digit = np.asarray(Image.fromarray(crop.astype(np.uint8)).resize(size, Image.LANCZOS), dtype=np.float32)
-    digit = np.clip(digit * (255.0 / max(digit.max(), 1.0)), 0, 255)
-    canvas = np.zeros((28, 28), dtype=np.float32)
-    top, left = (28 - digit.shape[0]) // 2, (28 - digit.shape[1]) // 2
-    canvas[top : top + digit.shape[0], left : left + digit.shape[1]] = digit
-    ys, xs = np.indices(canvas.shape)
-    mass = canvas.sum()
-    shift_y, shift_x = round(13.5 - (ys * canvas).sum() / mass), round(13.5 - (xs * canvas).sum() / mass)
-    shifted = np.zeros_like(canvas)
-    src = canvas[max(0, -shift_y) : 28 - max(0, shift_y), max(0, -shift_x) : 28 - max(0, shift_x)]
-    shifted[max(0, shift_y) : max(0, shift_y) + src.shape[0], max(0, shift_x) : max(0, shift_x) + src.shape[1]] = src
-    return shifted.round().astype(np.uint8)
-
-
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """PNG/JPEG bytes -> uint8 (28, 28). The size is checked from the header before any pixel is decoded; JPEGs are
     decoded at a reduced scale where that suffices, and anything larger than WORKING_SIDE is reduced first."""
@@ -120,6 +91,8 @@ def decode_image(data: bytes, name: str = "image") -> np.ndarray:
             image.load()
             image.thumbnail((WORKING_SIDE, WORKING_SIDE))
             return mnist_style(image)
+    except NoInk as e:
+        raise BadRequest(422, f"{name}: {e}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise BadRequest(400, f"{name}: not a decodable PNG or JPEG image ({str(e)[:100]})") from None
 
@@ -308,7 +281,10 @@ class TimedH11Protocol(H11Protocol):
 def create_app(engine, allowed_hosts: set[str] | None = None) -> FastAPI:
     """The app over `engine`; `allowed_hosts`: Host names served (None: any, for a server bound to a LAN address)."""
     app = FastAPI(title="digitlab", description="Handwritten digit recognition", version="1")
+    from .engines import saliency_model, saliency_possible
+
     cpu = asyncio.Semaphore(os.cpu_count() or 1)
+    explainer = functools.cache(lambda: saliency_model(engine))  # loaded on the first "Why?"
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, error: BadRequest):
@@ -332,7 +308,7 @@ def create_app(engine, allowed_hosts: set[str] | None = None) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": engine.identity}
+        return {"status": "ok", "model": engine.identity, "explain": saliency_possible(engine)}
 
     @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY})
     async def predict(request: Request) -> dict:
@@ -344,6 +320,22 @@ def create_app(engine, allowed_hosts: set[str] | None = None) -> FastAPI:
         ]
         answer = {"model": engine.identity, "predictions": predictions}
         return {**answer, **predictions[0]} if len(predictions) == 1 else answer
+
+    @app.post("/explain", openapi_extra={"requestBody": EXPLAIN_BODY})
+    async def explain(request: Request) -> dict:
+        from .explain import captum_available, explain_one
+
+        images = await images_from_request(request, cpu)
+        if len(images) != 1:
+            raise BadRequest(422, f"explain takes one image, got {len(images)}")
+        model = explainer()
+        if model is None:
+            raise BadRequest(501, "saliency needs the PyTorch model: serve a run folder, not an ensemble or .onnx file")
+        if not captum_available():
+            raise BadRequest(501, "saliency needs Captum: pip install 'digitlab[explain]'")
+        async with cpu:
+            answer = await run_in_threadpool(explain_one, model, images[0])
+        return {"model": engine.identity, **answer}
 
     app.add_middleware(LocalGuard, allowed_hosts=allowed_hosts)
     return app
@@ -370,6 +362,12 @@ PREDICT_BODY = {
             }
         },
     },
+}
+
+
+EXPLAIN_BODY = {  # one image, as for /predict
+    "required": True,
+    "content": {k: v for k, v in PREDICT_BODY["content"].items() if k != "multipart/form-data"},
 }
 
 

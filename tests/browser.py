@@ -48,3 +48,21 @@ def check_report_in_browser(path, section_ids: list[str]) -> dict:
     assert images and all(i["complete"] and i["width"] > 0 and i["height"] > 0 for i in images), images
     assert external == [], f"report is not self-contained: {external}"
     return {"images": len(images)}
+
+
+def draw_digit(page, image) -> None:
+    """Draw a 28x28 image (light ink on black) onto the page's #pad as mouse strokes, one per run of ink in each
+    pixel row, after clearing it: the way a user's pointer would."""
+    import numpy as np
+
+    box = page.locator("#pad").bounding_box()
+    page.click("#clear")
+    for row in range(28):
+        ink = np.flatnonzero(image[row] > 100)
+        runs = np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1) if len(ink) else []
+        for run in runs:
+            y = box["y"] + (row + 0.5) * box["height"] / 28
+            page.mouse.move(box["x"] + (run[0] + 0.5) * box["width"] / 28, y)
+            page.mouse.down()
+            page.mouse.move(box["x"] + (run[-1] + 0.5) * box["width"] / 28, y, steps=2)
+            page.mouse.up()

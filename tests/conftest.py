@@ -33,6 +33,14 @@ def data_dir(mnist_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist_test(mnist_dir) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST's 10,000 test images (uint8, N x 28 x 28) and labels."""
+    from digitlab.formats import read_idx_pair
+
+    return read_idx_pair(mnist_dir / "t10k-images-idx3-ubyte", mnist_dir / "t10k-labels-idx1-ubyte")
+
+
+@pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, data_dir) -> Path:
     """The one small trained run every test that needs a model shares: `digitlab train` as a user runs it, the
     reference CNN for 3 epochs on 5,000 MNIST images (about 98 % test accuracy, some 20 s on 2 cores). Tests read it

@@ -10,23 +10,16 @@ import urllib.request
 
 import numpy as np
 import pytest
-from browser import launch
+from browser import draw_digit, launch
 from conftest import run_cli
-
-from digitlab.formats import read_idx_pair
 
 onnx = pytest.importorskip("onnx")
 Image = pytest.importorskip("PIL.Image")
 
 
-@pytest.fixture(scope="module")
-def mnist_test(mnist_dir):
-    return read_idx_pair(mnist_dir / "t10k-images-idx3-ubyte", mnist_dir / "t10k-labels-idx1-ubyte")
-
-
-def post(url: str, body: bytes, content_type: str | None) -> tuple[int, dict]:
+def post(url: str, body: bytes, content_type: str | None, path: str = "/predict") -> tuple[int, dict]:
     headers = {"Content-Type": content_type} if content_type else {}
-    request = urllib.request.Request(f"{url}/predict", data=body, headers=headers, method="POST")
+    request = urllib.request.Request(f"{url}{path}", data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.load(response)
@@ -128,6 +121,23 @@ def test_malformed_requests_get_a_json_4xx(server, body, content_type, status):
     assert got == status and "error" in answer, (got, answer)
 
 
+def test_explain_answers_integrated_gradients_for_one_picture(server, mnist_test):
+    """/explain (the page's "Why?"): the digit, the 28x28 input the model saw and a 28x28 saliency map whose largest
+    is Integrated Gradients from a black image: zero where there is no ink, and summing to the rise of the digit's
+    logit over black's (positive); /health says saliency is available for a run folder."""
+    images, labels = mnist_test
+    with urllib.request.urlopen(f"{server}/health", timeout=30) as response:
+        assert json.load(response)["explain"] is True
+    status, answer = post(server, png(images[0]), "image/png", path="/explain")
+    assert status == 200 and answer["digit"] == labels[0], answer
+    seen, saliency = np.array(answer["input"]), np.array(answer["saliency"])
+    assert seen.shape == saliency.shape == (28, 28) and seen.max() == 255
+    assert np.all(saliency[seen == 0] == 0) and np.abs(saliency[seen > 0]).sum() > 0
+    assert saliency.sum() > 0
+    json_body = json.dumps({"pixels": images[:2].tolist()}).encode()
+    assert post(server, json_body, "application/json", path="/explain")[0] == 422  # one image only
+
+
 def test_blank_and_gif_images_are_refused(server):
     assert post(server, png(np.zeros((28, 28), dtype=np.uint8)), "image/png")[0] == 422  # white paper, no ink
     assert post(server, png(np.zeros((28, 28), dtype=np.uint8), fmt="GIF"), "image/png")[0] == 415
@@ -147,26 +157,18 @@ def test_drawing_page_predicts_mnist_digits_drawn_stroke_by_stroke(server, mnist
             external = []
             page.on("request", lambda r: None if r.url.startswith(server) else external.append(r.url))
             page.goto(server + "/")
-            box = page.locator("#pad").bounding_box()
             right = 0
             for index in picks:
-                page.click("#clear")
-                image = images[index]
-                for row in range(28):
-                    ink = np.flatnonzero(image[row] > 100)
-                    runs = np.split(ink, np.flatnonzero(np.diff(ink) > 1) + 1) if len(ink) else []
-                    for run in runs:
-                        y = box["y"] + (row + 0.5) * box["height"] / 28
-                        page.mouse.move(box["x"] + (run[0] + 0.5) * box["width"] / 28, y)
-                        page.mouse.down()
-                        page.mouse.move(box["x"] + (run[-1] + 0.5) * box["width"] / 28, y, steps=2)
-                        page.mouse.up()
+                draw_digit(page, images[index])
                 page.wait_for_timeout(400)
                 page.wait_for_function("() => document.getElementById('digit').dataset.digit !== ''")
                 shown = page.locator("#digit").inner_text()
                 bars = [float(page.locator(f"#bar-{d}").get_attribute("data-prob")) for d in range(10)]
                 assert abs(sum(bars) - 1) < 1e-3 and int(np.argmax(bars)) == int(shown)
                 right += int(shown) == labels[index]
+            page.click("#why")  # the last digit: Integrated Gradients from the server, drawn over the input
+            page.wait_for_function("() => document.getElementById('whyView').style.display === 'block'")
+            assert page.locator("#whyView").get_attribute("data-digit") == shown
         finally:
             browser.close()
     assert external == []
