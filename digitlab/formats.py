@@ -68,15 +68,17 @@ def read_images(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 # ---------------------------------------------------------------------------------------------------------- IDX
-def read_capped(stream, limit: int, chunk: int = 1 << 20) -> bytes:
+def read_capped(stream, limit: int, chunk: int = 1 << 20, advance=None) -> bytes:
     """At most `limit` + 1 bytes from a (possibly decompressing) stream, read in chunks: memory grows only with what
-    the stream really yields, never with what a header or a caller claims."""
+    the stream really yields, never with what a header or a caller claims. `advance(n)` is told of each block."""
     data = bytearray()
     while len(data) <= limit:
         block = stream.read(min(chunk, limit + 1 - len(data)))
         if not block:
             break
         data += block
+        if advance is not None:
+            advance(len(block))
     return bytes(data)
 
 

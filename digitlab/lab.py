@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import progress
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .errors import DigitlabError
@@ -159,11 +160,13 @@ def run_lab(
             train_on_ray(work, ray, log)
         states = ["finished"] * len(cells)
     results: dict[tuple, list] = {}
-    for done, (cell, state) in enumerate(zip(cells, states), start=1):
-        log(f"[{done}/{len(cells)}] {cell['strategy']}, {cell['size_label']} training images, seed {cell['seed']}")
-        results.setdefault((cell["strategy"], cell["size_label"]), []).append(
-            run_cell(cell["config"], cell["dir"], state, log)
-        )
+    with progress.bar(f"lab {out.name}", len(cells), "runs") as total:
+        for done, (cell, state) in enumerate(zip(cells, states), start=1):
+            log(f"[{done}/{len(cells)}] {cell['strategy']}, {cell['size_label']} training images, seed {cell['seed']}")
+            results.setdefault((cell["strategy"], cell["size_label"]), []).append(
+                run_cell(cell["config"], cell["dir"], state, log)
+            )
+            total.update(advance=1)
     close_parent(base.train.log, parent, base.train.log_uri)
     return write_lab(lab, base, out, cells, results, log)
 

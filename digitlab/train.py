@@ -16,11 +16,11 @@ the same without warm-up; `constant` keeps lr.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import progress
 from .augment import augment_batch, make_generator
 from .checkpoint import environment, load_checkpoint, read_checkpoint, restore_optimizer, save_checkpoint
 from .config import RunConfig, from_dict, to_dict
@@ -73,34 +74,24 @@ def epoch_seed(seed: int, epoch: int, stream: int | tuple[int, ...]) -> int:
 
 
 class Progress:
-    """The epoch's live bar (rich) on a terminal: steps, loss, images/s and time left; nothing elsewhere, where the
-    epoch lines printed after each epoch are the record."""
+    """The epoch's live bar (progress.bar): steps, loss, images/s and time left, on a terminal only; the epoch lines
+    printed after each epoch are the record."""
 
     def __init__(self, total: int, label: str):
-        self.live = sys.stderr.isatty()
+        self.stack = contextlib.ExitStack()
+        self.task = self.stack.enter_context(progress.bar(label, total, "steps"))
         self.start = self.last = time.perf_counter()
-        if self.live:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-            from rich.progress import Progress as Bar
-
-            fields = TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:,.0f} img/s")
-            self.bar = Bar(TextColumn(label), BarColumn(), MofNCompleteColumn(), fields, TimeRemainingColumn(),
-                           console=Console(stderr=True), transient=True)  # fmt: skip
-            self.task = self.bar.add_task(label, total=total, loss=0.0, rate=0.0)
-            self.bar.start()
 
     def update(self, done: int, images: int, loss: torch.Tensor) -> None:
         now = time.perf_counter()
-        if not self.live or now - self.last < 0.25:
+        if not self.task.live or now - self.last < 0.25:
             return  # no .item() here: reading the loss would wait for the device at every step
         self.last = now
         rate = images / max(now - self.start, 1e-9)
-        self.bar.update(self.task, completed=done, loss=loss.item(), rate=rate)
+        self.task.update(completed=done, note=f"loss {loss.item():.4f}  {rate:,.0f} img/s")
 
     def close(self) -> None:
-        if self.live:
-            self.bar.stop()
+        self.stack.close()
 
 
 def overfitting(history: list[dict], patience: int) -> bool:

@@ -24,13 +24,12 @@ import base64
 import hashlib
 import json
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
 from .checkpoint import load_checkpoint
-from .datasets import data_root
+from .datasets import data_root, npm_pack
 from .errors import DataError, DigitlabError
 from .export import onnx_graph, verify_onnx
 from .formats import atomic_write
@@ -60,25 +59,14 @@ def ort_tarball(package: str | Path | None) -> Path:
     cached = data_root() / "npm" / f"onnxruntime-web-{ORT_VERSION}.tgz"
     if cached.is_file():
         return check_integrity(cached)
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DigitlabError(
-            f"the web export needs onnxruntime-web@{ORT_VERSION} from npm: install npm, or pass "
-            f"--ort-package with the tarball (npm pack onnxruntime-web@{ORT_VERSION})"
-        )
     cached.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="digitlab-npm-", dir=cached.parent) as tmp:
         print(f"digitlab: fetching onnxruntime-web@{ORT_VERSION} from the npm registry", flush=True)
-        done = subprocess.run(
-            [npm, "pack", f"onnxruntime-web@{ORT_VERSION}", "--silent", "--pack-destination", tmp],
-            capture_output=True,
-            timeout=600,
-        )
-        fetched = Path(tmp) / f"onnxruntime-web-{ORT_VERSION}.tgz"
-        if done.returncode != 0 or not fetched.is_file():
-            raise DigitlabError(f"npm pack onnxruntime-web@{ORT_VERSION} failed: {done.stderr.decode()[-300:]}")
-        check_integrity(fetched)
-        fetched.replace(cached)
+        try:
+            fetched = npm_pack(f"onnxruntime-web@{ORT_VERSION}", Path(tmp))
+        except DigitlabError as e:
+            raise DigitlabError(f"{e} (the web export needs it; or pass --ort-package with the tarball)") from None
+        check_integrity(fetched).replace(cached)
     return cached
 
 

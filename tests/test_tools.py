@@ -1,12 +1,16 @@
-"""The tools users already know, used end to end: the learning-rate finder (and `train --lr suggested`), and
-experiment tracking read back with TensorBoard's own event reader and MLflow's own client."""
+"""The tools users already know, used end to end: the learning-rate finder (and `train --lr suggested`), rich
+progress bars on a terminal (and none off one), experiment tracking read back with TensorBoard's own event reader
+and MLflow's own client."""
 
 from __future__ import annotations
 
 import json
+import os
+import pty
+import sys
 
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from digitlab.lr_find import valley
 
@@ -98,3 +102,40 @@ def test_integrated_gradients_are_complete_on_a_real_model():
         gap = model(images.float()) - model(torch.zeros(4, 1, 28, 28))
     expected = gap[torch.arange(4), targets].numpy()
     assert abs(maps.sum(axis=(1, 2)) - expected).max() < 0.05 * abs(expected).max() + 1e-3
+
+
+def run_in_terminal(*args: str, timeout: float = 300) -> str:
+    """`python -m digitlab.cli ...` with a pseudo-terminal as its stdout and stderr; everything it wrote."""
+    env = {k: v for k, v in os.environ.items() if k != "DIGITLAB_PROGRESS"} | {"COLUMNS": "140", "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes the command, its output the terminal
+        os.chdir(REPO)
+        os.execve(sys.executable, [sys.executable, "-m", "digitlab.cli", *args], env)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(trained_run, data_dir, tmp_path):
+    """On a terminal, training shows its epoch bar (loss, images/s) and evaluation its bar over the images; through a
+    pipe the same commands print their plain lines and not one terminal escape."""
+    shown = run_in_terminal("evaluate", str(trained_run))
+    assert "evaluating on mnist" in shown and "/10,000 images" in shown and "accuracy 9" in shown
+    shown = run_in_terminal("train", *SMALL, str(data_dir), "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert "epoch 1/1" in shown and "loss " in shown and "img/s" in shown
+    piped = run_cli("evaluate", str(trained_run))
+    assert piped.returncode == 0 and "accuracy 9" in piped.stdout
+    assert "\x1b[" not in piped.stdout + piped.stderr and "evaluating on" not in piped.stderr
