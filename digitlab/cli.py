@@ -12,6 +12,7 @@ import os
 import sys
 
 from .config import RECIPE_NAMES, RunConfig, override, recipe
+from .console import table
 from .errors import DigitlabError, Interrupted
 
 ENGINES = ["auto", "torch", "onnx"]
@@ -380,10 +381,9 @@ def print_metrics(result: dict) -> None:
         f"({result['errors']} errors in {result['n']:,}), loss {result['loss']:.4f}"
     )
     print("per-class accuracy: " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(result["per_class_accuracy"])))
-    print("confusion matrix (rows: true label, columns: predicted):")
-    print("      " + "".join(f"{c:>6}" for c in range(len(result["confusion_matrix"]))))
-    for c, row in enumerate(result["confusion_matrix"]):
-        print(f"{c:>6}" + "".join(f"{v:>6}" for v in row))
+    classes = range(len(result["confusion_matrix"]))
+    rows = [[str(c), *(str(v) for v in row)] for c, row in zip(classes, result["confusion_matrix"])]
+    table("confusion matrix (rows: true label, columns: predicted)", ["", *map(str, classes)], rows)
 
 
 def cmd_data(args: argparse.Namespace) -> None:

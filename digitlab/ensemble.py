@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import progress
+from . import console
 from .augment import TTA_SHIFTS, tta_views
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
@@ -83,7 +83,7 @@ def train_in_processes(work: dict[Path, RunConfig], jobs: int, cuda_count: int, 
             for i, (run_dir, config) in enumerate(work.items())
         }
         errors = []
-        with progress.bar("ensemble members", len(futures), "members") as total:
+        with console.bar("ensemble members", len(futures), "members") as total:
             for future in concurrent.futures.as_completed(futures):
                 error = future.result()
                 log(f"[{futures[future].name}] " + (f"failed: {error}" if error else "done"))
@@ -127,7 +127,7 @@ def train_ensemble(
     if ray is not None and work:
         train_on_ray(work, ray, log)
     elif jobs == 1 or len(work) <= 1:
-        with progress.bar(f"ensemble {out.name}", len(work), "members") as total:
+        with console.bar(f"ensemble {out.name}", len(work), "members") as total:
             for run_dir, config in work.items():
                 log(f"[{run_dir.name}] seed {config.train.seed}: {states[run_dir]}, training")
                 train_member(config, run_dir)

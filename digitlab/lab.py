@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import progress
+from . import console
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .errors import DigitlabError
 from .formats import atomic_write
-from .lab_report import table_markdown, write_lab_outputs
+from .lab_report import table_markdown, table_rows, write_lab_outputs
 from .runs import HISTORY_JSON, LAB, METRICS, claim_run, read_json
 from .tracking import close_parent, open_parent
 from .train import train
@@ -160,7 +160,7 @@ def run_lab(
             train_on_ray(work, ray, log)
         states = ["finished"] * len(cells)
     results: dict[tuple, list] = {}
-    with progress.bar(f"lab {out.name}", len(cells), "runs") as total:
+    with console.bar(f"lab {out.name}", len(cells), "runs") as total:
         for done, (cell, state) in enumerate(zip(cells, states), start=1):
             log(f"[{done}/{len(cells)}] {cell['strategy']}, {cell['size_label']} training images, seed {cell['seed']}")
             results.setdefault((cell["strategy"], cell["size_label"]), []).append(
@@ -191,7 +191,8 @@ def write_lab(lab: LabConfig, base: RunConfig, out: Path, cells: list[dict], res
     with atomic_write(out / LAB, "w") as f:
         json.dump(result, f, indent=2, default=str)
     write_lab_outputs(out, result, curves)
-    log(table_markdown(rows))
+    header, cells = table_rows(rows)
+    console.table("lab", header, cells, plain=table_markdown(rows), log=log)
     for note in result["notes"]:
         log(f"note: {note}")
     log(f"lab saved in {out} (table.md, table.csv, curves.png, gap.png, report.html)")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import progress
+from . import console
 from .data import load_source
 from .engines import load_engine
 from .evaluate import metrics_from_logits
@@ -26,7 +26,7 @@ CHUNK = 4096  # images per engine call: a bar that moves, at no measurable cost 
 def predict_in_chunks(runner, images: torch.Tensor, label: str) -> np.ndarray:
     """The engine's probabilities (N, classes) as float32, computed CHUNK images at a time under a progress bar."""
     parts = []
-    with progress.bar(label, len(images), "images") as task:
+    with console.bar(label, len(images), "images") as task:
         for chunk in images.split(CHUNK):
             parts.append(np.asarray(runner.predict_proba(chunk), dtype=np.float32))
             task.update(advance=len(chunk))

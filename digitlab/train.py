@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import progress
+from . import console
 from .augment import augment_batch, make_generator
 from .checkpoint import environment, load_checkpoint, read_checkpoint, restore_optimizer, save_checkpoint
 from .config import RunConfig, from_dict, to_dict
@@ -74,12 +74,12 @@ def epoch_seed(seed: int, epoch: int, stream: int | tuple[int, ...]) -> int:
 
 
 class Progress:
-    """The epoch's live bar (progress.bar): steps, loss, images/s and time left, on a terminal only; the epoch lines
+    """The epoch's live bar (console.bar): steps, loss, images/s and time left, on a terminal only; the epoch lines
     printed after each epoch are the record."""
 
     def __init__(self, total: int, label: str):
         self.stack = contextlib.ExitStack()
-        self.task = self.stack.enter_context(progress.bar(label, total, "steps"))
+        self.task = self.stack.enter_context(console.bar(label, total, "steps"))
         self.start = self.last = time.perf_counter()
 
     def update(self, done: int, images: int, loss: torch.Tensor) -> None:

@@ -130,10 +130,11 @@ def run_in_terminal(*args: str, timeout: float = 300) -> str:
 
 @pytest.mark.slow
 def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(trained_run, data_dir, tmp_path):
-    """On a terminal, training shows its epoch bar (loss, images/s) and evaluation its bar over the images; through a
-    pipe the same commands print their plain lines and not one terminal escape."""
+    """On a terminal, training shows its epoch bar (loss, images/s), evaluation its bar over the images and its
+    confusion matrix as a rich table; through a pipe the same commands print plain lines and not one escape."""
     shown = run_in_terminal("evaluate", str(trained_run))
     assert "evaluating on mnist" in shown and "/10,000 images" in shown and "accuracy 9" in shown
+    assert "│" in shown  # the confusion matrix as a rich table
     shown = run_in_terminal("train", *SMALL, str(data_dir), "--epochs", "1", "--out", str(tmp_path / "run"))
     assert "epoch 1/1" in shown and "loss " in shown and "img/s" in shown
     piped = run_cli("evaluate", str(trained_run))

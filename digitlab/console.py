@@ -1,14 +1,16 @@
-"""Live progress bars with rich, on a terminal only: where output goes to a file or a pipe, nothing is drawn and the
-lines each command prints are the record (as before bars existed).
+"""What digitlab draws on a terminal, with rich: live progress bars and tables. Where output goes to a file or a pipe,
+no bar is drawn and tables are plain text, so logs and CI keep the lines each command prints.
 
-    with progress.bar("epoch 3/30", total=860) as task:      # steps
+    with console.bar("epoch 3/30", total=860) as task:       # steps
         task.update(advance=1, note="loss 0.1234  5,000 img/s")
-    with progress.bar("mnist t10k-images", total=7_840_016, unit="bytes") as task:
+    with console.bar("mnist t10k-images", total=7_840_016, unit="bytes") as task:
         task.update(advance=len(block))                       # shows MB done, MB total and MB/s
+    console.table("confusion matrix", header, rows)          # a rich table, or aligned plain text
 
 Bars nest (a lab's total over its runs, each run's epoch bar, each evaluation's bar): one rich display is shared
 while any bar is open, so the terminal shows all of them at once, each line removed when its work is done.
-DIGITLAB_PROGRESS=0 turns bars off; =1 forces them on (the tests drive a pseudo-terminal with it unset).
+DIGITLAB_PROGRESS=0 turns bars and rich tables off; =1 forces them on (the tests drive a pseudo-terminal with it
+unset).
 """
 
 from __future__ import annotations
@@ -100,3 +102,23 @@ def bar(label: str, total: float | None, unit: str = "steps"):
     finally:
         progress.remove_task(task_id)
         DISPLAY.stop()
+
+
+def table(title: str, header: list[str], rows: list[list[str]], plain: str | None = None, log=print) -> None:
+    """A table: drawn by rich on a terminal; elsewhere `plain` (e.g. Markdown) or right-aligned columns via `log`."""
+    if wanted() and sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        shown = Table(title=title, title_justify="left", header_style="bold")
+        for name in header:
+            shown.add_column(name, justify="right")
+        for row in rows:
+            shown.add_row(*row)
+        Console().print(shown)
+        return
+    if plain is None:
+        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+        plain = "\n".join("  ".join(str(c).rjust(w) for c, w in zip(line, widths)) for line in [header, *rows])
+        plain = f"{title}:\n{plain}"
+    log(plain)
