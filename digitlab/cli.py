@@ -275,6 +275,19 @@ def add_report_commands(sub) -> None:
     report.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
     add_force_flag(report)
 
+    robust = sub.add_parser(
+        "robustness", help="accuracy under MNIST-C-style corruptions and on handwriting-font digits (robustness.json)"
+    )
+    robust.add_argument("run", metavar="RUN_DIR", help="a run or ensemble folder, or a checkpoint/.onnx file")
+    robust.add_argument("--out", help="JSON file (default: RUN_DIR/robustness.json)")
+    robust.add_argument("--engine", choices=ENGINES, default="auto")
+    robust.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default: 0)")
+    robust.add_argument("--limit", type=int, help="only the first N test images (default: all)")
+    robust.add_argument(
+        "--fonts", nargs="+", help="font files to type digits in (default: installed handwriting fonts)"
+    )
+    add_force_flag(robust)
+
     summary = sub.add_parser("summary", help="Keras-style model summary")
     summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
     summary.add_argument("--recipe", choices=RECIPE_NAMES, default="reference")
@@ -470,6 +483,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"wrote {run_report(args.run, args.out, force=args.force)}")
 
 
+def cmd_robustness(args: argparse.Namespace) -> None:
+    from .robustness import robustness
+
+    robustness(args.run, args.out, args.engine, args.seed, args.limit, args.fonts, args.force)
+
+
 def cmd_summary(args: argparse.Namespace) -> None:
     from .checkpoint import load_checkpoint
     from .models import build_model, summary
@@ -509,6 +528,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "lab": cmd_lab,
     "report": cmd_report,
+    "robustness": cmd_robustness,
     "summary": cmd_summary,
 }
 

@@ -23,7 +23,7 @@ from .explain import attributions, captum_available, saliency_grid
 from .figures import confusion_figure, image_grid, per_class_figure
 from .formats import atomic_write
 from .models import summary
-from .runs import CURVES, HISTORY_JSON, REPORT, check_output, model_path
+from .runs import CURVES, HISTORY_JSON, REPORT, ROBUSTNESS, check_output, model_path
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -89,6 +89,8 @@ def run_report(run: str | Path, out: str | Path | None = None, wrong_count: int 
         ("saliency", "Why it was misread", saliency_html(model, logits, test)),
         ("augmentation", "Augmentation preview", img_tag(augmentation_grid(config), "augmentation preview")),
     ]
+    if (run / ROBUSTNESS).is_file():  # written by `digitlab robustness`
+        sections.append(("robustness", "Beyond the clean test set", robustness_html(run / ROBUSTNESS, test)))
     write_html(path, html_page(f"digitlab run report: {run.name}", sections))
     return path
 
@@ -158,3 +160,22 @@ def augmentation_grid(config) -> bytes:
     preview = torch.stack(variants, 1).reshape(-1, 28, 28).numpy()
     captions = ["original" if i % 8 == 0 else "" for i in range(len(preview))]
     return image_grid(preview, captions, title="Augmentation preview" + ("" if config.augment.enabled else " (off)"))
+
+
+def robustness_html(path: Path, test) -> str:
+    """The table `digitlab robustness` wrote, and one test digit under every corruption."""
+    from .corruptions import examples
+
+    result = json.loads(path.read_text())
+    rows = [["clean", f"{result['clean_accuracy']:.2%}"]]
+    rows += [[name, f"{acc:.2%}"] for name, acc in result["corruptions"].items()]
+    rows += [["mean of the corruptions", f"{result['mean_corrupted_accuracy']:.2%}"]]
+    fonts = result["fonts"]
+    rows += [[f"font digits ({fonts['digits']} from {len(fonts['files'])} fonts)", f"{fonts['accuracy']:.2%}"]]
+    images, captions = examples(test.images[:1, 0].numpy(), result["seed"])
+    intro = (
+        f"<p>{result['images']:,} test images under each corruption (seed {result['seed']}, suite version "
+        f"{result['suite_version']}); worst: {html.escape(result['worst']['corruption'])} "
+        f"({result['worst']['accuracy']:.2%}).</p>"
+    )
+    return intro + table_html(["set", "accuracy"], rows) + img_tag(image_grid(images, captions, 8), "corruptions")

@@ -33,6 +33,7 @@ LAST = "last.safetensors"
 METRICS = "metrics.json"
 ONNX = "model.onnx"
 REPORT = "report.html"
+ROBUSTNESS = "robustness.json"
 MANIFEST = "ensemble.json"
 LAB = "lab.json"
 # How a run is executed, not what it computes: these may differ between a recorded run and the request for it
@@ -170,7 +171,7 @@ def check_output(out: str | Path, inputs: tuple = (), force: bool = False, owned
     if (
         out.name != owned_name
         and (is_run(parent) or is_ensemble(parent) or (parent / LAB).is_file())
-        and out.name in RUN_FILES + (ONNX, REPORT)
+        and out.name in RUN_FILES + (ONNX, REPORT, ROBUSTNESS)
     ):
         raise DigitlabError(f"--out {out} would replace a file that the run folder {parent} owns: pick another path")
     if out.exists() and not force:

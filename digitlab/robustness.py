@@ -1,0 +1,163 @@
+"""`digitlab robustness RUN_DIR`: how a model does beyond MNIST's clean test set.
+
+Two measurements, one table, `robustness.json` in the run folder, and a section in the run's `report.html`:
+- the MNIST test set under every corruption of corruptions.py (MNIST-C's severities where the corruption is one of
+  theirs), generated deterministically from a seed and cached beside the dataset: clean accuracy, each corruption's
+  accuracy, their mean and the worst;
+- digits typed in the handwriting fonts installed on the machine (Debian: fonts-dkg-handwriting, fonts-breip,
+  fonts-femkeklaver, fonts-rufscript, fonts-sjfonts, fonts-comic-neue, fonts-dancingscript, fonts-kristi,
+  fonts-humor-sans, fonts-tomsontalks), each digit at two sizes, dark ink on white paper, through the same
+  MNIST-style preprocessing the server uses (preprocess.py): another set of writers.
+
+Any engine `load_engine` accepts is measured (a run, an ensemble, an .onnx file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from . import console
+from .corruptions import CORRUPTIONS, corrupt
+from .data import load_test
+from .datasets import data_root
+from .engines import load_engine
+from .errors import DigitlabError
+from .formats import atomic_write
+from .preprocess import mnist_style
+from .runs import ROBUSTNESS, check_output
+
+SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
+HANDWRITING = (  # the folders Debian's handwriting font packages install into; other fonts: --fonts FILE...
+    "fifthhorseman", "breip", "femkeklaver", "rufscript", "sjfonts", "comic-neue", "dancingscript", "kristi",
+    "humor-sans", "tomsontalks",
+)  # fmt: skip
+FONT_SIZES = (96, 40)  # pixels: a large and a small digit, both drawn on a canvas twice their size
+
+
+def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
+    """The corrupted test set, from the cache when this exact set (version, seed, images) was made before."""
+    key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
+    path = data_root() / "corrupted" / f"v{SUITE_VERSION}-{name}-seed{seed}-{key}.npy"
+    if path.is_file():
+        cached = np.load(path, allow_pickle=False)
+        if cached.shape == images.shape and cached.dtype == np.uint8:
+            return cached
+    result = corrupt(name, images, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.save(buffer, result, allow_pickle=False)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+    return result
+
+
+def find_fonts(named: list[str] | None = None) -> list[Path]:
+    """Font files: those `named` (paths), else the known handwriting fonts under the system font folders."""
+    if named:
+        missing = [f for f in named if not Path(f).is_file()]
+        if missing:
+            raise DigitlabError(f"--fonts: no such font file: {missing[0]}")
+        return [Path(f) for f in named]
+    files = [
+        p for d in FONT_DIRS if Path(d).is_dir() for p in Path(d).rglob("*") if p.suffix.lower() in (".ttf", ".otf")
+    ]
+    return sorted(p for p in files if p.parent.name in HANDWRITING)
+
+
+def font_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Digits 0-9 in each font at each size, dark on white, preprocessed as the server does: (N, 28, 28), labels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    images, labels, names = [], [], []
+    for font_file in fonts:
+        for size in FONT_SIZES:
+            font = ImageFont.truetype(str(font_file), size)
+            for digit in range(10):
+                picture = Image.new("L", (2 * size, 2 * size), 255)
+                ImageDraw.Draw(picture).text((size, size), str(digit), fill=0, font=font, anchor="mm")
+                try:
+                    images.append(mnist_style(picture))
+                except ValueError:  # the font has no glyph for this digit: nothing was drawn
+                    continue
+                labels.append(digit)
+                names.append(font_file.stem)
+    if not images:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), []
+    return np.stack(images), np.array(labels), names
+
+
+def accuracy(engine, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    if len(images) == 0:
+        return float("nan"), np.zeros(0, np.int64)
+    predicted = engine.predict_proba(images[:, None].astype(np.float32)).argmax(1)
+    return float((predicted == labels).mean()), predicted
+
+
+def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = None, fonts=None, log=print) -> dict:
+    """Accuracy of the model on the clean test set, under each corruption and on font digits."""
+    if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("scipy") is None:
+        raise DigitlabError("digitlab robustness needs scikit-image and SciPy: pip install 'digitlab[robust]'")
+    runner = load_engine(target, engine, "cpu")
+    config = getattr(runner, "config", None)
+    test = load_test(config.data) if config is not None else None
+    if test is None:
+        from .config import DataConfig
+
+        test = load_test(DataConfig())
+    images, labels = test.images[:limit, 0].numpy(), test.labels[:limit].numpy()
+    clean, _ = accuracy(runner, images, labels)
+    rows = {}
+    with console.bar("corruptions", len(CORRUPTIONS), "sets") as bar:
+        for name in CORRUPTIONS:
+            rows[name], _ = accuracy(runner, corrupted(name, images, seed), labels)
+            bar.update(advance=1)
+    font_files = find_fonts(fonts)
+    font_images, font_labels, font_names = font_digits(font_files)
+    font_acc, font_predicted = accuracy(runner, font_images, font_labels)
+    per_font = {
+        name: float(np.mean([p == y for p, y, n in zip(font_predicted, font_labels, font_names) if n == name]))
+        for name in dict.fromkeys(font_names)
+    }
+    worst = min(rows, key=rows.get)
+    return {
+        "model": runner.identity,
+        "suite_version": SUITE_VERSION,
+        "seed": seed,
+        "images": len(images),
+        "clean_accuracy": clean,
+        "corruptions": rows,
+        "mean_corrupted_accuracy": float(np.mean(list(rows.values()))),
+        "worst": {"corruption": worst, "accuracy": rows[worst]},
+        "fonts": {"files": [f.name for f in font_files], "digits": len(font_images), "accuracy": font_acc,
+                  "per_font": per_font, "sizes_px": list(FONT_SIZES)},
+    }  # fmt: skip
+
+
+def robustness(target, out=None, engine: str = "auto", seed: int = 0, limit=None, fonts=None, force=False) -> dict:
+    """Measure, write robustness.json (default: in the run folder), print the table; returns the result."""
+    target = Path(target)
+    if out is None and not target.is_dir():
+        raise DigitlabError(f"{target} is a file: pass --out for robustness.json")
+    path = check_output(out, (target,), force, owned_name=ROBUSTNESS) if out else target / ROBUSTNESS
+    result = measure(target, engine, seed, limit, fonts)
+    with atomic_write(path, "w") as f:
+        json.dump(result, f, indent=2)
+    rows = [[name, f"{acc:.2%}"] for name, acc in result["corruptions"].items()]
+    rows = [["clean", f"{result['clean_accuracy']:.2%}"], *rows]
+    rows += [["mean of the corruptions", f"{result['mean_corrupted_accuracy']:.2%}"]]
+    fonts_line = result["fonts"]
+    rows += [
+        [f"font digits ({fonts_line['digits']} from {len(fonts_line['files'])} fonts)", f"{fonts_line['accuracy']:.2%}"]
+    ]
+    console.table(
+        f"robustness of {result['model']['model']} ({result['images']:,} test images)", ["set", "accuracy"], rows
+    )
+    print(f"worst corruption: {result['worst']['corruption']} ({result['worst']['accuracy']:.2%}); wrote {path}")
+    return result

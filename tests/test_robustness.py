@@ -1,0 +1,60 @@
+"""The corruption suite (every corruption: shape, dtype, range, determinism, and that it changes the digit) and
+`digitlab robustness` end to end: its table, robustness.json and the report's section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from digitlab.corruptions import CORRUPTIONS, corrupt
+
+pytest.importorskip("skimage", reason="the corruptions need scikit-image (pip install -e .[dev])")
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test) -> np.ndarray:
+    return mnist_test[0][:16]
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_corruption_is_deterministic_in_range_and_changes_the_image(name, digits):
+    out = corrupt(name, digits, seed=3)
+    assert out.shape == digits.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, corrupt(name, digits, seed=3))  # the same seed: the same pixels
+    assert (out != digits).mean() > 0.01, "the corruption left the digits as they were"
+    assert corrupt(name, digits[:0]).shape == (0, 28, 28)
+
+
+def test_random_corruptions_depend_on_the_seed(digits):
+    for name in ("shot_noise", "impulse_noise", "glass_blur", "fog", "spatter", "zigzag"):
+        assert not np.array_equal(corrupt(name, digits, seed=0), corrupt(name, digits, seed=1)), name
+
+
+@pytest.mark.slow
+def test_robustness_command_writes_table_json_and_report_section(trained_run, tmp_path):
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(trained_run, run)
+    font = next(iter(sorted(Path("/usr/share/fonts").rglob("DejaVuSans.ttf"))), None)
+    fonts = ["--fonts", str(font)] if font else []
+    r = run_cli("robustness", str(run), "--limit", "300", *fonts)
+    assert r.returncode == 0, r.stderr
+    result = json.loads((run / "robustness.json").read_text())
+    assert set(result["corruptions"]) == set(CORRUPTIONS) and result["images"] == 300
+    accuracies = list(result["corruptions"].values())
+    assert result["mean_corrupted_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert result["worst"]["accuracy"] == min(accuracies) < result["clean_accuracy"]
+    assert "mean of the corruptions" in r.stdout and "worst corruption" in r.stdout
+    if font:
+        assert result["fonts"]["digits"] == 20 and result["fonts"]["accuracy"] >= 0.5
+    r = run_cli("robustness", str(run), "--limit", "300", "--out", str(run / "config.json"))
+    assert r.returncode == 2 and "would replace a file of the run folder" in r.stderr  # never over a run file
+    r = run_cli("report", str(run))
+    assert r.returncode == 0, r.stderr
+    page = (run / "report.html").read_text()
+    assert 'id="robustness"' in page and "mean of the corruptions" in page
