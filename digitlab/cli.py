@@ -122,6 +122,15 @@ def add_force_flag(p: argparse.ArgumentParser, what: str = "replace existing out
     p.add_argument("--force", action="store_true", help=what)
 
 
+def add_reject_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reject-below",
+        metavar="auto|P",
+        help='answer "not a digit" for images less typical than a share P of validation digits (auto: 0.005); '
+        "needs digitlab calibrate RUN_DIR first",
+    )
+
+
 def add_ray_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="train each run as a Ray task: local (start Ray here), auto (join "
                    "this machine's cluster) or ray://host:10001; needs pip install 'digitlab[cluster]'")  # fmt: skip
@@ -189,6 +198,7 @@ def add_inference_commands(sub) -> None:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--engine", choices=ENGINES, default="auto")
+    add_reject_flag(evaluate)
 
     predict = sub.add_parser("predict", help="write a Kaggle submission (ImageId,Label)")
     predict.add_argument("run", metavar="RUN_DIR")
@@ -224,6 +234,12 @@ def add_inference_commands(sub) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--engine", choices=ENGINES, default="auto")
+    add_reject_flag(serve)
+
+    calibrate = sub.add_parser(
+        "calibrate", help='fit the temperature and the "not a digit" test on a run\'s validation split, and measure'
+    )
+    calibrate.add_argument("run", metavar="RUN_DIR")
 
 
 def add_lr_find_command(sub) -> None:
@@ -393,6 +409,8 @@ def print_metrics(result: dict) -> None:
         f"{result['data']} ({result['engine']}): accuracy {result['accuracy']:.2%} "
         f"({result['errors']} errors in {result['n']:,}), loss {result['loss']:.4f}"
     )
+    if "rejected" in result:
+        print(f"answered 'not a digit': {result['rejected']:,}; accuracy on the rest {result['accuracy_accepted']:.2%}")
     print("per-class accuracy: " + "  ".join(f"{c}: {a:.2%}" for c, a in enumerate(result["per_class_accuracy"])))
     classes = range(len(result["confusion_matrix"]))
     rows = [[str(c), *(str(v) for v in row)] for c, row in zip(classes, result["confusion_matrix"])]
@@ -434,18 +452,20 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .predict import evaluate_run
 
-    result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine)
+    result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine, args.reject_below)
     print(json.dumps(result)) if args.json else print_metrics(result)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict_file
 
-    r = predict_file(args.run, args.input, args.out, args.device, args.engine, force=args.force)
+    r = predict_file(args.run, args.input, args.out, args.device, args.engine, args.force, args.reject_below)
     print(
         f"wrote {r['out']}: {r['images']:,} predictions ({r['engine']}) in {r['total_s']:.2f} s "
         f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)"
     )
+    if args.reject_below:
+        print(f"{r['rejected']:,} images answered 'not a digit' (Label -1)")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -468,7 +488,26 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from .serve import serve
 
-    serve(args.target, args.host, args.port, args.engine)
+    serve(args.target, args.host, args.port, args.engine, args.reject_below)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from .calibration import calibrate
+
+    r = calibrate(args.run)
+    print(f"temperature {r['temperature']:.3f} (fitted on {r['fitted_on']})")
+    if "auroc" in r:
+        print(
+            f"expected calibration error on the test set: {r['ece_test_before']:.4f} before, "
+            f"{r['ece_test_after']:.4f} after"
+        )
+        for name, value in r["auroc"].items():
+            print(
+                f"not a digit: AUROC test digits vs {name} {value:.4f}, "
+                f"rejected at auto {r['others_rejected_at_auto'][name]:.2%}"
+            )
+        print(f"test digits rejected at auto (typicality < 0.005): {r['test_rejected_at_auto']:.2%}")
+    print(f"wrote {args.run}/calibration.json and ood.safetensors")
 
 
 def cmd_lab(args: argparse.Namespace) -> None:
@@ -529,6 +568,7 @@ COMMANDS = {
     "lab": cmd_lab,
     "report": cmd_report,
     "robustness": cmd_robustness,
+    "calibrate": cmd_calibrate,
     "summary": cmd_summary,
 }
 

@@ -14,12 +14,14 @@ import numpy as np
 import torch
 
 from . import console
+from .calibration import Rejector
 from .data import load_source
 from .engines import load_engine
 from .evaluate import metrics_from_logits
 from .formats import read_images, write_submission
 from .runs import check_output
 
+NOT_A_DIGIT = -1  # the Label written for an image answered "not a digit" (predict --reject-below)
 CHUNK = 4096  # images per engine call: a bar that moves, at no measurable cost (engines batch 256 inside)
 
 
@@ -40,13 +42,23 @@ def evaluate_run(
     device: str = "auto",
     data_dir: str | None = None,
     engine: str = "auto",
+    reject_below: str | None = None,
 ) -> dict:
-    """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file."""
+    """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file.
+    With `reject_below` (calibration.Rejector), also how many images were answered "not a digit" and the accuracy
+    on the rest."""
     runner = load_engine(run, engine, device)
+    rejector = Rejector(run, reject_below) if reject_below else None
     digits = load_source(source, split, data_dir)
     probabilities = torch.from_numpy(predict_in_chunks(runner, digits.images, f"evaluating on {digits.name}"))
     result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
-    return {"run": str(run), "data": digits.name, "engine": runner.identity["engine"], **result}
+    result = {"run": str(run), "data": digits.name, "engine": runner.identity["engine"], **result}
+    if rejector is not None:
+        _, rejected = rejector.rejected(digits.images)
+        right = probabilities.argmax(1).numpy() == digits.labels.numpy()
+        result["rejected"] = int(rejected.sum())
+        result["accuracy_accepted"] = float(right[~rejected].mean()) if (~rejected).any() else float("nan")
+    return result
 
 
 def predict_file(
@@ -56,6 +68,7 @@ def predict_file(
     device: str = "auto",
     engine: str = "auto",
     force: bool = False,
+    reject_below: str | None = None,
 ) -> dict:
     """Read images (CSV, IDX or .npz), predict, write a Kaggle submission; returns counts and timings. The output
     may not be the input or a file of the run folder, and replaces an existing file only with `force`."""
@@ -66,11 +79,14 @@ def predict_file(
     read_done = time.perf_counter()
     pixels = torch.from_numpy(images).unsqueeze(1)
     predictions = predict_in_chunks(runner, pixels, f"predicting {Path(input_path).name}").argmax(1).astype(np.int64)
+    rejected = Rejector(run, reject_below).rejected(pixels)[1] if reject_below else np.zeros(len(pixels), bool)
+    predictions[rejected] = NOT_A_DIGIT
     predict_done = time.perf_counter()
     write_submission(out_path, predictions)
     end = time.perf_counter()
     return {
         "images": len(images),
+        "rejected": int(rejected.sum()),
         "out": str(out_path),
         "engine": runner.name,
         "read_s": read_done - start,

@@ -34,6 +34,8 @@ METRICS = "metrics.json"
 ONNX = "model.onnx"
 REPORT = "report.html"
 ROBUSTNESS = "robustness.json"
+CALIBRATION = "calibration.json"
+OOD = "ood.safetensors"
 MANIFEST = "ensemble.json"
 LAB = "lab.json"
 # How a run is executed, not what it computes: these may differ between a recorded run and the request for it
@@ -171,7 +173,7 @@ def check_output(out: str | Path, inputs: tuple = (), force: bool = False, owned
     if (
         out.name != owned_name
         and (is_run(parent) or is_ensemble(parent) or (parent / LAB).is_file())
-        and out.name in RUN_FILES + (ONNX, REPORT, ROBUSTNESS)
+        and out.name in RUN_FILES + (ONNX, REPORT, ROBUSTNESS, CALIBRATION, OOD)
     ):
         raise DigitlabError(f"--out {out} would replace a file that the run folder {parent} owns: pick another path")
     if out.exists() and not force:

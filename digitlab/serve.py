@@ -2,7 +2,8 @@
 
     POST /predict   a PNG/JPEG (raw body, or up to 16 multipart files), or JSON pixels: {"pixels": [784 values]}
                     or a batch {"pixels": [[784 values], ...]} (28x28 nested lists are accepted too), values 0..255;
-                    answers the digit, the ten probabilities and the model's identity for each image
+                    answers the digit, the ten probabilities and the model's identity for each image; with
+                    `--reject-below` also "not_a_digit" and "typicality" (the digit is null when rejected)
     POST /explain   one image as for /predict: the digit, the 28x28 input the model saw and its Integrated Gradients
                     map toward that digit (the drawing page's "Why?"; PyTorch engine and Captum only, else 501)
     GET  /          the drawing page (static/draw.html: no build step, no external resources)
@@ -278,8 +279,9 @@ class TimedH11Protocol(H11Protocol):
 
 
 # ---------------------------------------------------------------------------------------------------------- app
-def create_app(engine, allowed_hosts: set[str] | None = None) -> FastAPI:
-    """The app over `engine`; `allowed_hosts`: Host names served (None: any, for a server bound to a LAN address)."""
+def create_app(engine, allowed_hosts: set[str] | None = None, rejector=None) -> FastAPI:
+    """The app over `engine`; `allowed_hosts`: Host names served (None: any, for a server bound to a LAN address);
+    `rejector` (calibration.Rejector): answer "not a digit" for images it rejects."""
     app = FastAPI(title="digitlab", description="Handwritten digit recognition", version="1")
     from .engines import saliency_model, saliency_possible
 
@@ -308,16 +310,24 @@ def create_app(engine, allowed_hosts: set[str] | None = None) -> FastAPI:
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "model": engine.identity, "explain": saliency_possible(engine)}
+        return {"status": "ok", "model": engine.identity, "explain": saliency_possible(engine),
+                "reject_below": None if rejector is None else rejector.threshold}  # fmt: skip
 
     @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY})
     async def predict(request: Request) -> dict:
         images = await images_from_request(request, cpu)  # (N, 28, 28)
         async with cpu:
             probabilities = await run_in_threadpool(engine.predict_proba, images[:, None].astype(np.float32))
+            typical, rejected = (
+                await run_in_threadpool(rejector.rejected, images) if rejector else (None, np.zeros(len(images), bool))
+            )
         predictions = [
-            {"digit": int(p.argmax()), "probabilities": [round(float(v), 6) for v in p]} for p in probabilities
+            {"digit": None if no else int(p.argmax()), "probabilities": [round(float(v), 6) for v in p]}
+            for p, no in zip(probabilities, rejected)
         ]
+        if rejector is not None:
+            for answer, t, no in zip(predictions, typical, rejected):
+                answer.update(not_a_digit=bool(no), typicality=round(float(t), 6))
         answer = {"model": engine.identity, "predictions": predictions}
         return {**answer, **predictions[0]} if len(predictions) == 1 else answer
 
@@ -371,13 +381,16 @@ EXPLAIN_BODY = {  # one image, as for /predict
 }
 
 
-def serve(target: str, host: str = "127.0.0.1", port: int = 8000, engine: str = "auto") -> None:
+def serve(target: str, host: str = "127.0.0.1", port: int = 8000, engine: str = "auto", reject_below=None) -> None:
     import uvicorn
 
     from .engines import load_engine
 
     allowed = LOOPBACK_NAMES | {host_name(host)} if host_name(host) in LOOPBACK_NAMES else None
-    app = create_app(load_engine(target, engine, "cpu"), allowed)
+    from .calibration import Rejector
+
+    rejector = Rejector(target, reject_below) if reject_below else None
+    app = create_app(load_engine(target, engine, "cpu"), allowed, rejector)
     print(f"digitlab: serving {target} on http://{host}:{port}/  (draw at /, API docs at /docs)", flush=True)
     limits = {"limit_concurrency": MAX_CONNECTIONS, "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", http=TimedH11Protocol, **limits)
