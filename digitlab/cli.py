@@ -212,6 +212,7 @@ def add_inference_commands(sub) -> None:
         help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch",
     )
     add_force_flag(predict)
+    add_reject_flag(predict)
 
     export = sub.add_parser(
         "export",

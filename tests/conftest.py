@@ -96,11 +96,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(run_dir: Path) -> tuple[subprocess.Popen, str]:
-    """`digitlab serve RUN` as a real process on a free port; returns it once /health answers."""
+def start_server(run_dir: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    """`digitlab serve RUN [flags]` as a real process on a free port; returns it once /health answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "digitlab.cli", "serve", str(run_dir), "--port", str(port)],
+        [sys.executable, "-m", "digitlab.cli", "serve", str(run_dir), "--port", str(port), *flags],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
