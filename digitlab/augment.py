@@ -1,4 +1,4 @@
-"""Batched random affine augmentation on the training device, equivalent to the seed's ImageDataGenerator.
+"""Batched random augmentation on the training device: the seed's ImageDataGenerator, and robustness options.
 
 One affine matrix per image (rotation, shear, zoom about the centre, then shift), all drawn at once from an explicit
 `torch.Generator`, applied to the whole batch with one `affine_grid` + `grid_sample`: no per-image Python loop and no
@@ -7,6 +7,10 @@ DataLoader workers. Pixels sampled from outside the image are 0 (background), as
 The matrix maps output coordinates to input coordinates in [-1, 1] units, the same convention Keras uses for its
 transform matrix, so the ranges mean what they meant there: rotation ±8°, shifts ±8 % of the side, shear ±0.3 rad,
 zoom factor in [0.92, 1.08] drawn separately for x and y.
+
+Beyond the seed, each off unless its AugmentConfig field is set, all batched and drawn from the same generator:
+elastic distortion, horizontal flip (clothing only), stroke width, Gaussian blur, lower contrast, inversion,
+Gaussian noise and random erasing — the pen, paper and scanner differences the robustness suite measures.
 """
 
 from __future__ import annotations
@@ -46,12 +50,121 @@ def random_affine_matrices(n: int, config: AugmentConfig, generator: torch.Gener
 
 
 def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Randomly distort a float batch (N, 1, 28, 28); a disabled config returns the batch unchanged."""
+    """Randomly distort a float batch (N, 1, 28, 28), pixels 0..255; a disabled config returns it unchanged.
+
+    The whole policy, in order: geometry (affine, elastic), then the pen and the scan (flip, stroke width, blur,
+    contrast, inversion, noise, erasing). A step whose strength is 0 draws nothing from the generator, so the seed's
+    random stream, and every run made before these options existed, is unchanged."""
     if not config.enabled:
         return images
     theta = random_affine_matrices(len(images), config, generator, images.device).to(images.dtype)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (N, 28, 28, 2)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if config.elastic > 0:
+        grid = grid + elastic_displacement(len(images), config.elastic, generator, images)
+    x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = _where(chosen(x, config.hflip, generator), x.flip(-1), x)
+    x = stroke_width(x, config.stroke, generator)
+    x = gaussian_blur(x, config.blur, generator)
+    x = lower_contrast(x, config.contrast, generator)
+    x = _where(chosen(x, config.invert, generator), 255 - x, x)
+    x = gaussian_noise(x, config.noise, generator)
+    return random_erase(x, config.erase, generator)
+
+
+def chosen(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor | None:
+    """(N,) True for the images a step applies to, or None (nothing drawn) when its probability is 0."""
+    if probability <= 0:
+        return None
+    return torch.rand(len(x), generator=generator, device=x.device) < probability
+
+
+def _where(mask: torch.Tensor | None, changed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return x if mask is None else torch.where(mask[:, None, None, None], changed, x)
+
+
+def _smooth(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, 28, 28) with one sigma (pixels) per image: a grouped convolution."""
+    n, c = x.shape[:2]
+    radius = int(math.ceil(3 * float(sigma.max())))
+    offsets = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-(offsets[None] ** 2) / (2 * sigma[:, None].to(x.dtype) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N * C, 2r + 1)
+    flat = x.reshape(1, n * c, *x.shape[2:])
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0)), kernel[:, None, None, :], groups=n * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius)), kernel[:, None, :, None], groups=n * c)
+    return flat.reshape(x.shape)
+
+
+def elastic_displacement(n: int, alpha: float, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """(N, 28, 28, 2) offsets for `affine_grid`: a random field on a 4 x 4 lattice, upsampled bicubically (smooth
+    over ~7 pixels, in the spirit of Simard, Steinkraus and Platt, 2003), scaled to a peak of `alpha` pixels, in
+    [-1, 1] units (2 / 28 per pixel). The coarse lattice costs a fraction of smoothing full-size noise."""
+    coarse = torch.rand(n, 2, 4, 4, generator=generator, device=like.device, dtype=like.dtype) * 2 - 1
+    field = F.interpolate(coarse, size=like.shape[-2:], mode="bicubic", align_corners=False)
+    field = field / field.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-6)  # peak of 1 per image
+    return (field * alpha * 2 / 28).permute(0, 2, 3, 1)
+
+
+def stroke_width(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """A thicker (grey dilation) or thinner (grey erosion) stroke, 2 x 2, each half of the chosen images."""
+    mask = chosen(x, probability, generator)
+    if mask is None:
+        return x
+    thicker = (torch.rand(len(x), generator=generator, device=x.device) < 0.5)[:, None, None, None]
+    changed = x.clone()
+    padded = F.pad(x[mask], (0, 1, 0, 1))  # only the chosen images are filtered
+    pooled = torch.where(thicker[mask], F.max_pool2d(padded, 2, 1), -F.max_pool2d(-padded, 2, 1))
+    changed[mask] = pooled
+    return changed
+
+
+def gaussian_blur(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    mask = chosen(x, probability, generator)
+    if mask is None:
+        return x
+    sigma = 0.5 + 1.5 * torch.rand(len(x), generator=generator, device=x.device)
+    blurred = x.clone()
+    blurred[mask] = _smooth(x[mask], sigma[mask]) if mask.any() else x[mask]  # only the chosen images: cheaper
+    return blurred
+
+
+def lower_contrast(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """Faint ink on grey paper: ink scaled by 0.1-1, the background lifted by 0-50 % of full scale."""
+    mask = chosen(x, probability, generator)
+    if mask is None:
+        return x
+    ink = (0.1 + 0.9 * torch.rand(len(x), 1, 1, 1, generator=generator, device=x.device)).to(x.dtype)
+    paper = (127.5 * torch.rand(len(x), 1, 1, 1, generator=generator, device=x.device)).to(x.dtype)
+    return _where(mask, paper + x * ink * (1 - paper / 255), x)
+
+
+def gaussian_noise(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    mask = chosen(x, probability, generator)
+    if mask is None:
+        return x
+    sigma = 76.5 * torch.rand(len(x), 1, 1, 1, generator=generator, device=x.device).to(x.dtype)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * sigma
+    return _where(mask, (x + noise).clamp(0, 255), x)
+
+
+def random_erase(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """One rectangle of 2-20 % of the image (aspect ratio 0.3-3.3) set to 0 (Zhong et al., 2017)."""
+    mask = chosen(x, probability, generator)
+    if mask is None:
+        return x
+    n, side = len(x), x.shape[-1]
+    draw = torch.rand(n, 4, generator=generator, device=x.device)
+    area = (0.02 + 0.18 * draw[:, 0]) * side * side
+    aspect = torch.exp(math.log(0.3) + (math.log(3.3) - math.log(0.3)) * draw[:, 1])
+    height = (area * aspect).sqrt().clamp(1, side).floor()
+    width = (area / aspect).sqrt().clamp(1, side).floor()
+    top = ((side - height) * draw[:, 2]).floor()
+    left = ((side - width) * draw[:, 3]).floor()
+    rows = torch.arange(side, device=x.device)[None, :, None]
+    cols = torch.arange(side, device=x.device)[None, None, :]
+    box = (rows >= top[:, None, None]) & (rows < (top + height)[:, None, None])
+    box = box & (cols >= left[:, None, None]) & (cols < (left + width)[:, None, None])  # (N, 28, 28)
+    return _where(mask, x.masked_fill(box[:, None], 0), x)
 
 
 def make_generator(seed: int, device: torch.device | str) -> torch.Generator:

@@ -43,6 +43,18 @@ def add_log_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
 
 
+AUGMENT_OPTIONS = {  # augmentation fields beyond the seed's: flag -> help (augment.py says how each works)
+    "elastic": "elastic distortion: peak displacement in pixels (0: off)",
+    "stroke": "probability of a thinner or thicker stroke",
+    "blur": "probability of a Gaussian blur",
+    "contrast": "probability of faint ink on grey paper",
+    "noise": "probability of Gaussian noise",
+    "invert": "probability of inverting an image",
+    "erase": "probability of random erasing",
+    "hflip": "probability of a horizontal flip (clothing; never digits)",
+}
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """Flags default to None: the recipe's value stands unless a flag is given."""
     p.add_argument(
@@ -66,6 +78,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
+    for name, meaning in AUGMENT_OPTIONS.items():
+        p.add_argument(f"--{name}", type=float, help=meaning)
     p.add_argument("--val-size", type=int)
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
     p.add_argument("--seed", type=int)
@@ -366,6 +380,7 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             "model.dropout": args.dropout,
             "model.batch_norm": args.bn,
             "augment.enabled": args.augment,
+            **{f"augment.{name}": getattr(args, name) for name in AUGMENT_OPTIONS},
             "data.val_size": args.val_size,
             "data.train_size": args.train_size,
             "data.source": args.data,

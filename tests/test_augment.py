@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -90,3 +91,44 @@ def test_shift_only_moves_a_dot_within_the_configured_fraction(shift):
     assert (cy - 14).abs().max() <= limit and (cx - 14).abs().max() <= limit
     assert (cx - 14).abs().max() > limit / 3  # the draws do use the range
     assert torch.allclose(mass, torch.full_like(mass, 255.0), rtol=1e-4)  # moved, not lost (the dot stays inside)
+
+
+# ------------------------------------------------------------------------------------------- robustness options
+ROBUST_OPTIONS = ("elastic", "stroke", "blur", "contrast", "noise", "invert", "erase", "hflip")
+
+
+@pytest.mark.parametrize("name", ROBUST_OPTIONS)
+def test_each_robustness_option_keeps_range_and_seed_and_changes_images(name):
+    x = batch(64)
+    config = dataclasses.replace(ZERO, **{name: 3.0 if name == "elastic" else 1.0})
+    a = augment_batch(x, config, make_generator(5, "cpu"))
+    assert a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 255 + 1e-3
+    assert torch.equal(a, augment_batch(x, config, make_generator(5, "cpu")))  # the same seed, the same batch
+    changed = (a - x).abs().amax((1, 2, 3)) > 1e-3
+    assert changed.float().mean() > 0.9, f"{name} at full strength left most images unchanged"
+
+
+@pytest.mark.parametrize("name", ROBUST_OPTIONS)
+def test_an_option_at_zero_draws_nothing_so_the_seed_stream_is_unchanged(name):
+    """Runs made before these options existed augment exactly as they did (resume and reproducibility)."""
+    x = batch(32)
+    plain = augment_batch(x, AugmentConfig(), make_generator(9, "cpu"))
+    explicit_zero = augment_batch(x, AugmentConfig(**{name: 0.0}), make_generator(9, "cpu"))
+    assert torch.equal(plain, explicit_zero)
+
+
+@settings(max_examples=20, deadline=None)
+@given(probability=st.floats(0.05, 0.95), seed=st.integers(0, 2**31 - 1))
+def test_invert_applies_to_about_its_share_of_images(probability, seed):
+    x = batch(400, seed=1)
+    config = dataclasses.replace(ZERO, invert=probability)
+    out = augment_batch(x, config, make_generator(seed, "cpu"))
+    inverted = ((out - (255 - x)).abs().amax((1, 2, 3)) < 1e-2).float().mean().item()
+    assert abs(inverted - probability) < 0.12  # 400 draws: 5 standard errors at p = 0.5 is 0.125
+
+
+def test_options_are_validated():
+    with pytest.raises(Exception, match="probabilities"):
+        AugmentConfig(blur=1.5)
+    with pytest.raises(Exception, match="elastic"):
+        AugmentConfig(elastic=-1)
