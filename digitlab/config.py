@@ -191,7 +191,12 @@ def recipe(name: str) -> RunConfig:
     if name == "fashion":  # Fashion-MNIST: clothing is mirrored, occluded and upright, never sheared like a digit
         best = recipe("best")
         clothing = AugmentConfig(rotation_deg=0.0, shift=0.08, shear_rad=0.0, zoom=0.08, hflip=0.5, erase=0.5)
-        return dataclasses.replace(best, recipe="fashion", augment=clothing, data=DataConfig(source="fashion-mnist"))
+        # 14 epochs: at ~800 training images/s (reference CNN with these augmentations, 2-core AMD EPYC) the run
+        # fits the 20-minute budget with its evaluations
+        train = dataclasses.replace(best.train, epochs=14)
+        return dataclasses.replace(
+            best, recipe="fashion", augment=clothing, train=train, data=DataConfig(source="fashion-mnist")
+        )
     raise DigitlabError(f"recipe '{name}' is not one of: {', '.join(RECIPE_NAMES)}")
 
 

@@ -170,6 +170,9 @@ def robustness_html(path: Path, test) -> str:
     rows = [["clean", f"{result['clean_accuracy']:.2%}"]]
     rows += [[name, f"{acc:.2%}"] for name, acc in result["corruptions"].items()]
     rows += [["mean of the corruptions", f"{result['mean_corrupted_accuracy']:.2%}"]]
+    rows += [
+        [f"photo-like: {name}", f"{acc:.2%}"] for name, acc in result.get("photo_like", {}).get("accuracy", {}).items()
+    ]
     fonts = result["fonts"]
     rows += [[f"font digits ({fonts['digits']} from {len(fonts['files'])} fonts)", f"{fonts['accuracy']:.2%}"]]
     images, captions = examples(test.images[:1, 0].numpy(), result["seed"])

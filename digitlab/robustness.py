@@ -1,13 +1,15 @@
 """`digitlab robustness RUN_DIR`: how a model does beyond MNIST's clean test set.
 
-Two measurements, one table, `robustness.json` in the run folder, and a section in the run's `report.html`:
+Three measurements, one table, `robustness.json` in the run folder, and a section in the run's `report.html`:
 - the MNIST test set under every corruption of corruptions.py (MNIST-C's severities where the corruption is one of
   theirs), generated deterministically from a seed and cached beside the dataset: clean accuracy, each corruption's
   accuracy, their mean and the worst;
 - digits typed in the handwriting fonts installed on the machine (Debian: fonts-dkg-handwriting, fonts-breip,
   fonts-femkeklaver, fonts-rufscript, fonts-sjfonts, fonts-comic-neue, fonts-dancingscript, fonts-kristi,
   fonts-humor-sans, fonts-tomsontalks), each digit at two sizes, dark ink on white paper, through the same
-  MNIST-style preprocessing the server uses (preprocess.py): another set of writers.
+  MNIST-style preprocessing the server uses (preprocess.py): another set of writers;
+- test digits turned into pictures of paper (dark ink on light paper, 280 px; lit from one side; off-centre on a
+  larger sheet; a thick marker; a thin pen; a small digit on a large sheet), through the same preprocessing.
 
 Any engine `load_engine` accepts is measured (a run, an ensemble, an .onnx file).
 """
@@ -93,6 +95,47 @@ def font_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return np.stack(images), np.array(labels), names
 
 
+PHOTO_IMAGES = 500  # test digits per photo-like variant (each is a full-size picture through preprocess.py)
+
+
+def on_paper(digit: np.ndarray, size: int, page: int, corner: tuple[int, int], pen: str = "", lit: bool = False):
+    """An MNIST digit as a picture of dark ink (gray 30) on light paper (235): enlarged to `size` pixels, drawn
+    with a thicker or thinner pen, placed at `corner` on a `page`-pixel square sheet, optionally lit from one side."""
+    from PIL import Image, ImageFilter
+
+    big = Image.fromarray(digit).resize((size, size), Image.BICUBIC)
+    if pen:
+        big = big.filter(ImageFilter.MaxFilter(15) if pen == "thick" else ImageFilter.MinFilter(7))
+    ink = np.asarray(big, dtype=np.float64) / 255
+    sheet = np.full((page, page), 235.0)
+    top, left = corner
+    sheet[top : top + size, left : left + size] = sheet[top : top + size, left : left + size] * (1 - ink) + 30 * ink
+    if lit:
+        ys, xs = np.mgrid[0:page, 0:page] / page
+        sheet = sheet * (0.45 + 0.55 * (0.6 * xs + 0.4 * ys))  # 45 % of the light on the far corner
+    return Image.fromarray(np.clip(sheet, 0, 255).astype(np.uint8))
+
+
+PHOTO_LIKE = {  # name -> picture of one digit; rng places the off-centre ones
+    "evenly lit scan": lambda d, rng: on_paper(d, 280, 280, (0, 0)),
+    "lit from one side": lambda d, rng: on_paper(d, 280, 280, (0, 0), lit=True),
+    "off-centre on a larger sheet": lambda d, rng: on_paper(d, 200, 600, tuple(rng.integers(0, 400, 2))),
+    "thick marker": lambda d, rng: on_paper(d, 280, 280, (0, 0), pen="thick"),
+    "thin pen": lambda d, rng: on_paper(d, 280, 280, (0, 0), pen="thin"),
+    "small digit on a large sheet": lambda d, rng: on_paper(d, 40, 800, (380, 380)),
+}
+
+
+def photo_like(engine, images: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, float]:
+    """Accuracy on test digits turned into pictures of paper, each through the server's preprocessing."""
+    rng = np.random.default_rng(seed)
+    result = {}
+    for name, make in PHOTO_LIKE.items():
+        prepared = np.stack([mnist_style(make(digit, rng)) for digit in images[:PHOTO_IMAGES]])
+        result[name] = accuracy(engine, prepared, labels[:PHOTO_IMAGES])[0]
+    return result
+
+
 def accuracy(engine, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     if len(images) == 0:
         return float("nan"), np.zeros(0, np.int64)
@@ -125,6 +168,7 @@ def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = Non
         name: float(np.mean([p == y for p, y, n in zip(font_predicted, font_labels, font_names) if n == name]))
         for name in dict.fromkeys(font_names)
     }
+    pictures = photo_like(runner, images, labels, seed)
     worst = min(rows, key=rows.get)
     return {
         "model": runner.identity,
@@ -135,6 +179,7 @@ def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = Non
         "corruptions": rows,
         "mean_corrupted_accuracy": float(np.mean(list(rows.values()))),
         "worst": {"corruption": worst, "accuracy": rows[worst]},
+        "photo_like": {"images_each": min(PHOTO_IMAGES, len(images)), "accuracy": pictures},
         "fonts": {"files": [f.name for f in font_files], "digits": len(font_images), "accuracy": font_acc,
                   "per_font": per_font, "sizes_px": list(FONT_SIZES)},
     }  # fmt: skip
@@ -152,6 +197,7 @@ def robustness(target, out=None, engine: str = "auto", seed: int = 0, limit=None
     rows = [[name, f"{acc:.2%}"] for name, acc in result["corruptions"].items()]
     rows = [["clean", f"{result['clean_accuracy']:.2%}"], *rows]
     rows += [["mean of the corruptions", f"{result['mean_corrupted_accuracy']:.2%}"]]
+    rows += [[f"photo-like: {name}", f"{acc:.2%}"] for name, acc in result["photo_like"]["accuracy"].items()]
     fonts_line = result["fonts"]
     rows += [
         [f"font digits ({fonts_line['digits']} from {len(fonts_line['files'])} fonts)", f"{fonts_line['accuracy']:.2%}"]

@@ -23,7 +23,8 @@ PREPROCESS_JS = "digitlab/static/preprocess.js"
 
 
 def random_pictures(count: int, seed: int = 0) -> list[Image.Image]:
-    """Strokes of random width and colour on paper of random shade, some blurred, some light-on-dark."""
+    """Strokes of random width and colour on paper of random shade, some blurred, some light-on-dark, some lit
+    unevenly."""
     rng = np.random.default_rng(seed)
     pictures = []
     for i in range(count):
@@ -37,6 +38,10 @@ def random_pictures(count: int, seed: int = 0) -> list[Image.Image]:
             picture = picture.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 3))))
         if i % 5 == 0:
             picture = Image.fromarray(255 - np.asarray(picture))
+        if i % 4 == 1:  # lit from one side: the paper darkens across the picture
+            ys, xs = np.mgrid[0:height, 0:width]
+            light = 0.45 + 0.55 * (0.6 * xs / width + 0.4 * ys / height)
+            picture = Image.fromarray((np.asarray(picture) * light[..., None]).astype(np.uint8))
         pictures.append(picture)
     return pictures
 

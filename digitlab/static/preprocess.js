@@ -31,16 +31,25 @@ function median(values) {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-// Steps 2-3: invert dark-on-light, subtract the border's median, clip to 0..255.
+// Steps 2-3: invert dark-on-light, subtract the paper's shade (a plane through the four edges' medians), clip.
 function digitlabInkOnBlack(gray, width, height) {
-  const border = [];
-  for (let x = 0; x < width; x++) border.push(gray[x]);
-  for (let x = 0; x < width; x++) border.push(gray[(height - 1) * width + x]);
-  for (let y = 0; y < height; y++) border.push(gray[y * width]);
-  for (let y = 0; y < height; y++) border.push(gray[y * width + width - 1]);
+  const row = y => Array.from(gray.subarray(y * width, (y + 1) * width));
+  const column = x => Array.from({length: height}, (_, y) => gray[y * width + x]);
+  const border = [...row(0), ...row(height - 1), ...column(0), ...column(width - 1)];
   const invert = border.reduce((s, v) => s + v, 0) / border.length > 127;
-  const paper = median(invert ? border.map(v => 255 - v) : border);
-  return gray.map(v => Math.min(255, Math.max(0, (invert ? 255 - v : v) - paper)));
+  const g = Float64Array.from(gray, v => (invert ? 255 - v : v));
+  const side = values => median(invert ? values.map(v => 255 - v) : values);
+  const top = side(row(0)), bottom = side(row(height - 1)), left = side(column(0)), right = side(column(width - 1));
+  const mean = (top + bottom + left + right) / 4;
+  const out = new Float64Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const down = top + (bottom - top) * (y / Math.max(height - 1, 1));
+    for (let x = 0; x < width; x++) {
+      const across = left + (right - left) * (x / Math.max(width - 1, 1));
+      out[y * width + x] = Math.min(255, Math.max(0, g[y * width + x] - ((down + across) - mean)));
+    }
+  }
+  return out;
 }
 
 // Pillow's precompute_coeffs + normalize_coeffs_8bpc for the Lanczos filter (support 3).
@@ -107,7 +116,7 @@ function digitlabFitBox(gray, width, height) {
   let top = height, bottom = -1, left = width, right = -1;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      if (gray[y * width + x] > Math.fround(Math.fround(DIGITLAB_SPEC.inkFraction) * brightest)) {
+      if (gray[y * width + x] > DIGITLAB_SPEC.inkFraction * brightest) {
         top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x);
       }
     }
