@@ -85,6 +85,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 autocast on CUDA, else fp32")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training forward")
     p.add_argument(
         "--checkpoint-every",
         type=int,
@@ -371,6 +373,8 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             "train.seed": args.seed,
             "train.device": args.device,
             "train.threads": args.threads,
+            "train.precision": args.precision,
+            "train.compile": args.compile,
             "train.checkpoint_every": args.checkpoint_every,
             "train.trace_test": args.trace_test,
             "train.log": args.log,

@@ -111,6 +111,10 @@ class TrainConfig:
     log_parent: str | None = None  # MLflow parent run id: set by lab and ensemble for their runs
     trace_test: bool = False  # benchmarks: test accuracy of the validation-chosen model after each epoch (chooses
     #                           nothing; its time is left out of the history's elapsed_s)
+    precision: str = (
+        "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere (bf16 measured slower on CPUs tried); fp32; bf16
+    )
+    compile: bool = False  # torch.compile the training forward (pays on a GPU; measured slower on a 2-core CPU)
 
     def __post_init__(self):
         _check(1 <= self.epochs <= 100_000, f"epochs {self.epochs} must be in [1, 100000]")
@@ -126,6 +130,7 @@ class TrainConfig:
         _check(0 <= self.label_smoothing < 1, f"label smoothing {self.label_smoothing} must be in [0, 1)")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device '{self.device}' is not auto/cpu/cuda/mps")
         _check(self.log in ("none", "tensorboard", "mlflow"), f"log '{self.log}' is not none, tensorboard or mlflow")
+        _check(self.precision in ("auto", "fp32", "bf16"), f"precision '{self.precision}' is not auto, fp32 or bf16")
         _check(1 <= self.overfit_patience <= 1000, f"overfit_patience {self.overfit_patience} must be in [1, 1000]")
         _check(self.threads is None or 1 <= self.threads <= 1024, f"threads {self.threads} must be in [1, 1024]")
         _check(

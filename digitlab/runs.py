@@ -41,7 +41,7 @@ LAB = "lab.json"
 # How a run is executed, not what it computes: these may differ between a recorded run and the request for it
 # (a member trained in a worker with 1 thread is the same member; a cache moved to another folder holds the same data).
 EXECUTION_FIELDS = ("train.device", "train.threads", "train.checkpoint_every", "data.data_dir", "train.log",
-                    "train.log_uri", "train.log_parent")  # fmt: skip
+                    "train.log_uri", "train.log_parent", "train.compile")  # fmt: skip
 RUN_FILES = (CONFIG, HISTORY_JSON, HISTORY_CSV, CURVES, MODEL, LAST, METRICS, MANIFEST, LAB)  # what a folder owns
 
 
@@ -86,6 +86,17 @@ def read_manifest(folder: Path) -> dict:
     return {**manifest, "members": names, "tta": tta}
 
 
+def with_defaults(recorded: dict) -> dict:
+    """A recorded config with the fields added to digitlab since it was written filled in at their defaults (which
+    reproduce what those versions did), so a run is not retrained just because the config grew a field."""
+    from .config import RunConfig, from_dict, to_dict
+
+    try:
+        return to_dict(from_dict(RunConfig, recorded))
+    except DigitlabError:  # unreadable: compared as it is, and the differences say why
+        return recorded
+
+
 def differences(recorded, requested, prefix: str = "") -> list[str]:
     """'field: old -> new' for every leaf where two config dicts differ."""
     if isinstance(recorded, dict) and isinstance(requested, dict):
@@ -119,7 +130,10 @@ def claim_run(folder: Path, config_dict: dict, force: bool = False) -> str:
         raise DigitlabError(f"{folder} exists and is not a digitlab run folder: pick another --out")
     recorded = read_json(folder / CONFIG, "run config")
     recorded = recorded.get("config") if isinstance(recorded, dict) else None
-    changed = differences(recorded, config_dict) if isinstance(recorded, dict) else ["config: unreadable"]
+    if isinstance(recorded, dict):
+        changed = differences(with_defaults(recorded), config_dict)
+    else:
+        changed = ["config: unreadable"]
     if changed:
         raise DigitlabError(
             f"{folder} holds a run with another config ({'; '.join(changed[:4])}"

@@ -169,6 +169,13 @@ class Run:
         self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
         self.total_steps = self.steps_per_epoch * self.config.train.epochs
         self.best = max(self.history, key=selection_key, default=None)
+        self.autocast = autocast_dtype(self.config.train.precision, self.device)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where asked, or on CUDA for 'auto' (tensor cores; fp32 master weights); None means plain fp32."""
+    use = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.bfloat16 if use else None
 
 
 @dataclass
@@ -206,7 +213,7 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
                 epoch.lr = set_lr(run.optimizer, lr_at((number - 1) * run.steps_per_epoch + step, run.total_steps, tc))
                 x = augment_batch(run.images[batch].float(), run.config.augment, epoch.augment_rng)  # (B, 1, 28, 28)
                 y = run.labels[batch]
-                loss, logits = train_step(run.forward, run.optimizer, x, y, tc.label_smoothing)
+                loss, logits = train_step(run.forward, run.optimizer, x, y, tc.label_smoothing, run.autocast)
                 epoch.loss_sum += loss * len(batch)
                 epoch.correct += (logits.argmax(1) == y).sum()
                 progress.update(step + 1, (step + 1 - epoch.first_step) * run.global_batch, loss)
@@ -225,11 +232,14 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     label_smoothing: float = 0.0,
+    autocast: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The canonical step on one batch: forward, loss, zero_grad, backward, step. Returns the detached loss and
-    logits. The benchmarks time exactly this function."""
-    logits = model(x.contiguous(memory_format=torch.channels_last))
-    loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+    logits. `autocast`: run forward and loss in that dtype (bf16 on CUDA; weights and optimizer stay fp32). The
+    benchmarks time exactly this function."""
+    with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -259,6 +269,7 @@ def open_run(config: RunConfig, out, resume, log) -> Run:
         model, info, tensors = load_resumable(run_dir, config)
     model = model.to(device, memory_format=torch.channels_last)
     forward = processes.wrap(model, device)
+    forward = torch.compile(forward) if config.train.compile else forward  # compiled on the first step
     optimizer = build_optimizer(model, config.train)
     history, resume_point = info.get("history", []), {}
     if resume is not None:

@@ -50,6 +50,8 @@ def test_robustness_command_writes_table_json_and_report_section(trained_run, tm
     assert result["mean_corrupted_accuracy"] == pytest.approx(np.mean(accuracies))
     assert result["worst"]["accuracy"] == min(accuracies) < result["clean_accuracy"]
     assert "mean of the corruptions" in r.stdout and "worst corruption" in r.stdout
+    photos = result["photo_like"]["accuracy"]
+    assert len(photos) == 6 and photos["evenly lit scan"] >= 0.9 and photos["lit from one side"] >= 0.8
     if font:
         assert result["fonts"]["digits"] == 20 and result["fonts"]["accuracy"] >= 0.5
     r = run_cli("robustness", str(run), "--limit", "300", "--out", str(run / "config.json"))

@@ -92,3 +92,25 @@ def test_trace_test_observes_the_test_set_and_chooses_nothing(tmp_path, data_dir
     assert traced["best_epoch"] == plain["best_epoch"] and traced["test"] == plain["test"]
     a, b = (load_checkpoint(tmp_path / r / "model.safetensors")[0].state_dict() for r in ("plain", "traced"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_autocast_is_bf16_on_cuda_or_when_asked_and_off_otherwise():
+    from digitlab.train import autocast_dtype
+
+    assert autocast_dtype("auto", torch.device("cuda")) is torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
+    assert autocast_dtype("fp32", torch.device("cuda")) is None
+
+
+@pytest.mark.slow
+def test_bf16_and_compiled_training_run_and_learn_on_the_cpu(tmp_path, data_dir):
+    """The GPU path's switches, exercised where CI runs: bf16 autocast and torch.compile each train a model that
+    learns (the GPU itself is measured when one is lent: README)."""
+    config = override(small_config(data_dir, epochs=2), {"data.train_size": 600, "data.val_size": 200})
+    bf16 = train(override(config, {"train.precision": "bf16"}), out=tmp_path / "bf16", log=lambda *_: None)
+    assert bf16["test"]["accuracy"] > 0.7  # 600 images, 2 epochs: about 80 % in fp32
+    compiled = train(override(config, {"train.compile": True}), out=tmp_path / "compiled", log=lambda *_: None)
+    assert compiled["test"]["accuracy"] > 0.7
+    saved = json.loads((tmp_path / "compiled" / "config.json").read_text())["config"]["train"]
+    assert saved["compile"] is True and saved["precision"] == "auto"

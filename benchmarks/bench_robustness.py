@@ -1,0 +1,57 @@
+"""Beyond MNIST's test set, side by side: `digitlab robustness` and `digitlab calibrate` on each given run.
+
+    python benchmarks/bench_robustness.py RUN_DIR [RUN_DIR ...]
+
+For each run: clean test accuracy, mean accuracy over the 22 corruptions and the worst one, the photo-like pictures
+and the handwriting-font digits (both through the server's preprocessing), the expected calibration error before and
+after temperature scaling, and the "not a digit" AUROCs with the share of test digits rejected at `auto`. Prints a
+table; writes benchmarks/out/robustness.json with every figure and the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from common import digitlab, machine, write_result
+
+
+def measure(run: Path) -> dict:
+    robustness_s, _ = digitlab("robustness", str(run), "--force")
+    calibrate_s, _ = digitlab("calibrate", str(run))
+    robust = json.loads((run / "robustness.json").read_text())
+    calibration = json.loads((run / "calibration.json").read_text())
+    calibration.pop("val_novelty")
+    config = json.loads((run / "config.json").read_text())["config"]
+    return {"run": str(run), "recipe": config["recipe"], "augment": config["augment"], "robustness": robust,
+            "calibration": calibration, "seconds": {"robustness": robustness_s, "calibrate": calibrate_s}}  # fmt: skip
+
+
+def main(runs: list[str]) -> None:
+    results = [measure(Path(run)) for run in runs]
+    header = ["run", "clean", "mean corrupted", "worst", "photo-like (mean)", "fonts", "ECE before/after",
+              "AUROC Fashion", "AUROC noise", "digits rejected"]  # fmt: skip
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for r in results:
+        robust, cal = r["robustness"], r["calibration"]
+        photos = list(robust["photo_like"]["accuracy"].values())
+        auroc = cal.get("auroc", {})
+        cells = [
+            Path(r["run"]).name,
+            f"{robust['clean_accuracy']:.2%}",
+            f"{robust['mean_corrupted_accuracy']:.2%}",
+            f"{robust['worst']['corruption']} {robust['worst']['accuracy']:.1%}",
+            f"{sum(photos) / len(photos):.2%}",
+            f"{robust['fonts']['accuracy']:.2%} ({robust['fonts']['digits']})",
+            f"{cal.get('ece_test_before', float('nan')):.4f} / {cal.get('ece_test_after', float('nan')):.4f}",
+            f"{auroc.get('fashion-mnist test', float('nan')):.4f}",
+            f"{auroc.get('uniform noise', float('nan')):.4f}",
+            f"{cal.get('test_rejected_at_auto', float('nan')):.2%}",
+        ]
+        print("| " + " | ".join(cells) + " |")
+    print(f"raw figures: {write_result('robustness', {'machine': machine(), 'runs': results})}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
