@@ -87,8 +87,8 @@ def read_manifest(folder: Path) -> dict:
 
 
 def with_defaults(recorded: dict) -> dict:
-    """A recorded config with the fields added to digitlab since it was written filled in at their defaults (which
-    reproduce what those versions did), so a run is not retrained just because the config grew a field."""
+    """A config with the fields it lacks filled in at their defaults: a run recorded before a field was added to
+    digitlab (whose default reproduces what that version did) is not retrained just because the config grew."""
     from .config import RunConfig, from_dict, to_dict
 
     try:
@@ -131,7 +131,7 @@ def claim_run(folder: Path, config_dict: dict, force: bool = False) -> str:
     recorded = read_json(folder / CONFIG, "run config")
     recorded = recorded.get("config") if isinstance(recorded, dict) else None
     if isinstance(recorded, dict):
-        changed = differences(with_defaults(recorded), config_dict)
+        changed = differences(with_defaults(recorded), with_defaults(config_dict))
     else:
         changed = ["config: unreadable"]
     if changed:

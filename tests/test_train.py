@@ -108,9 +108,11 @@ def test_bf16_and_compiled_training_run_and_learn_on_the_cpu(tmp_path, data_dir)
     """The GPU path's switches, exercised where CI runs: bf16 autocast and torch.compile each train a model that
     learns (the GPU itself is measured when one is lent: README)."""
     config = override(small_config(data_dir, epochs=2), {"data.train_size": 600, "data.val_size": 200})
-    bf16 = train(override(config, {"train.precision": "bf16"}), out=tmp_path / "bf16", log=lambda *_: None)
-    assert bf16["test"]["accuracy"] > 0.7  # 600 images, 2 epochs: about 80 % in fp32
-    compiled = train(override(config, {"train.compile": True}), out=tmp_path / "compiled", log=lambda *_: None)
-    assert compiled["test"]["accuracy"] > 0.7
+    quiet = {"log": lambda *_: None}
+    fp32 = train(override(config, {"train.precision": "fp32"}), out=tmp_path / "fp32", **quiet)["test"]["accuracy"]
+    bf16 = train(override(config, {"train.precision": "bf16"}), out=tmp_path / "bf16", **quiet)["test"]["accuracy"]
+    compiled = train(override(config, {"train.compile": True}), out=tmp_path / "compiled", **quiet)["test"]["accuracy"]
+    assert fp32 > 0.4 and bf16 > 0.4 and compiled > 0.4, (fp32, bf16, compiled)  # chance is 0.1
+    assert abs(bf16 - fp32) < 0.15 and abs(compiled - fp32) < 0.05, (fp32, bf16, compiled)
     saved = json.loads((tmp_path / "compiled" / "config.json").read_text())["config"]["train"]
     assert saved["compile"] is True and saved["precision"] == "auto"
