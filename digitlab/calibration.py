@@ -125,7 +125,10 @@ def layer_distances(features: list[torch.Tensor], ood: dict[str, torch.Tensor]) 
 
 def novelty(model, images: torch.Tensor, ood: dict[str, torch.Tensor]) -> np.ndarray:
     """The sum over layers of each layer's log distance, standardised by its validation mean and spread."""
-    per_layer = layer_distances(layer_features(model, images), ood)
+    return standardised_sum(layer_distances(layer_features(model, images), ood), ood)
+
+
+def standardised_sum(per_layer: list[np.ndarray], ood: dict[str, torch.Tensor]) -> np.ndarray:
     return sum((d - ood[f"layer{k}.log_stats"][0].item()) / ood[f"layer{k}.log_stats"][1].item()
                for k, d in enumerate(per_layer))  # fmt: skip
 
@@ -159,7 +162,7 @@ class Rejector:
 
 
 # ---------------------------------------------------------------------------------------------------------- calibrate
-def calibrate(run: str | Path, log=print) -> dict:
+def calibrate(run: str | Path) -> dict:
     """Fit the temperature and the "not a digit" model on the run's own data; measure; write both files."""
     run = Path(run)
     model, config, _, _ = load_checkpoint(model_path(run))
@@ -171,9 +174,10 @@ def calibrate(run: str | Path, log=print) -> dict:
     temperature = fit_temperature(val_logits, val.labels)
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:MAX_FIT_IMAGES]
     ood = fit_gaussians(layer_features(model, train.images[pick]), train.labels[pick])
-    for k, d in enumerate(layer_distances(layer_features(model, val.images), ood)):
+    val_distances = layer_distances(layer_features(model, val.images), ood)  # once: for the stats and the scores
+    for k, d in enumerate(val_distances):
         ood[f"layer{k}.log_stats"] = torch.tensor([d.mean(), d.std()], dtype=torch.float64)
-    val_scores = np.sort(novelty(model, val.images, ood))
+    val_scores = np.sort(standardised_sum(val_distances, ood))
     result = {"temperature": temperature, "fitted_on": f"{len(val):,} validation images"}
     if test is not None:
         result.update(measure(model, ood, val_scores, temperature, test, config))

@@ -162,11 +162,8 @@ def augmentation_grid(config) -> bytes:
     return image_grid(preview, captions, title="Augmentation preview" + ("" if config.augment.enabled else " (off)"))
 
 
-def robustness_html(path: Path, test) -> str:
-    """The table `digitlab robustness` wrote, and one test digit under every corruption."""
-    from .corruptions import examples
-
-    result = json.loads(path.read_text())
+def robustness_rows(result: dict) -> list[list[str]]:
+    """[set, accuracy] rows of a robustness.json: the terminal table and the report show the same ones."""
     rows = [["clean", f"{result['clean_accuracy']:.2%}"]]
     rows += [[name, f"{acc:.2%}"] for name, acc in result["corruptions"].items()]
     rows += [["mean of the corruptions", f"{result['mean_corrupted_accuracy']:.2%}"]]
@@ -175,6 +172,15 @@ def robustness_html(path: Path, test) -> str:
     ]
     fonts = result["fonts"]
     rows += [[f"font digits ({fonts['digits']} from {len(fonts['files'])} fonts)", f"{fonts['accuracy']:.2%}"]]
+    return rows
+
+
+def robustness_html(path: Path, test) -> str:
+    """The table `digitlab robustness` wrote, and one test digit under every corruption."""
+    from .corruptions import examples
+
+    result = json.loads(path.read_text())
+    rows = robustness_rows(result)
     images, captions = examples(test.images[:1, 0].numpy(), result["seed"])
     intro = (
         f"<p>{result['images']:,} test images under each corruption (seed {result['seed']}, suite version "

@@ -32,6 +32,7 @@ from .engines import load_engine
 from .errors import DigitlabError
 from .formats import atomic_write
 from .preprocess import mnist_style
+from .report import robustness_rows
 from .runs import ROBUSTNESS, check_output
 
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
@@ -194,14 +195,7 @@ def robustness(target, out=None, engine: str = "auto", seed: int = 0, limit=None
     result = measure(target, engine, seed, limit, fonts)
     with atomic_write(path, "w") as f:
         json.dump(result, f, indent=2)
-    rows = [[name, f"{acc:.2%}"] for name, acc in result["corruptions"].items()]
-    rows = [["clean", f"{result['clean_accuracy']:.2%}"], *rows]
-    rows += [["mean of the corruptions", f"{result['mean_corrupted_accuracy']:.2%}"]]
-    rows += [[f"photo-like: {name}", f"{acc:.2%}"] for name, acc in result["photo_like"]["accuracy"].items()]
-    fonts_line = result["fonts"]
-    rows += [
-        [f"font digits ({fonts_line['digits']} from {len(fonts_line['files'])} fonts)", f"{fonts_line['accuracy']:.2%}"]
-    ]
+    rows = robustness_rows(result)
     console.table(
         f"robustness of {result['model']['model']} ({result['images']:,} test images)", ["set", "accuracy"], rows
     )
