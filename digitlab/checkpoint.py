@@ -1,9 +1,9 @@
 """One checkpoint format for training, resuming, evaluating and exporting: a safetensors file, no pickle.
 
-The file holds the model's tensors under `model.`, and optionally the optimizer's state under `optim.` and random
-generator states under `rng.`. Its metadata holds JSON: the resolved `RunConfig`, seed, library versions, git commit
-and whatever progress counters the trainer passes (epoch, step, optimizer hyperparameters). So a checkpoint rebuilds
-its model by itself, and loading one never runs code from the file.
+The file holds the model's tensors under `model.`, and optionally the optimizer's state under `optim.`, random
+generator states under `rng.` and a weight average under `ema.`. Its metadata holds JSON: the resolved `RunConfig`,
+seed, library versions, git commit and whatever progress counters the trainer passes (epoch, step, optimizer
+hyperparameters). So a checkpoint rebuilds its model by itself, and loading one never runs code from the file.
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def save_checkpoint(
     meta: dict | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     rng: dict[str, torch.Tensor] | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write atomically: the previous file at `path` survives any failure."""
+    """Write atomically: the previous file at `path` survives any failure. `extra`: more named tensors (the
+    trainer's weight average, `ema.*`)."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     info = {"format": FORMAT, "config": to_dict(config), "env": environment(), **(meta or {})}
     if optimizer is not None:
@@ -66,9 +68,21 @@ def save_checkpoint(
         info["optimizer_param_groups"] = state["param_groups"]
     for name, value in (rng or {}).items():
         tensors[f"rng.{name}"] = value.cpu().contiguous()
+    tensors.update({name: value.detach().cpu().contiguous() for name, value in (extra or {}).items()})
     blob = save_bytes(tensors, metadata={"digitlab": json.dumps(info)})
     with atomic_write(path) as f:
         f.write(blob)
+
+
+def read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], object]:
+    """(tensors, the JSON under the 'digitlab' metadata key) of a safetensors file; one clear error when it is not."""
+    blob = path.read_bytes()
+    try:
+        tensors = load_bytes(blob)
+        header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+        return tensors, json.loads(header["__metadata__"]["digitlab"])
+    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise DataError(path, None, f"not a digitlab safetensors {what} ({str(e)[:120]})") from None
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -76,14 +90,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "checkpoint not found")
-    blob = path.read_bytes()
-    try:
-        tensors = load_bytes(blob)
-        header_len = int.from_bytes(blob[:8], "little")
-        header = json.loads(blob[8 : 8 + header_len])
-        info = json.loads(header["__metadata__"]["digitlab"])
-    except (SafetensorError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
-        raise DataError(path, None, f"not a digitlab safetensors checkpoint ({str(e)[:120]})") from None
+    tensors, info = read_safetensors(path, "checkpoint")
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
         raise DataError(path, None, f"checkpoint format {found!r}, expected {FORMAT!r}")
@@ -160,3 +167,27 @@ def restore_optimizer(
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
         raise DataError(path, "optimizer state", f"does not fit the {type(optimizer).__name__} optimizer of this "
                         f"config ({type(e).__name__}: {str(e)[:100]})") from None  # fmt: skip
+
+
+def save_teacher(path: str | Path, probabilities: torch.Tensor, teacher: str) -> None:
+    """A distilled run's teacher probabilities (N, classes) for its training images, with the teacher's name."""
+    meta = {"teacher": teacher, "train_images": len(probabilities)}
+    blob = save_bytes({"probabilities": probabilities.float().contiguous()}, metadata={"digitlab": json.dumps(meta)})
+    with atomic_write(path) as f:
+        f.write(blob)
+
+
+def load_teacher(path: str | Path, teacher: str, images: int) -> torch.Tensor:
+    """The probabilities `save_teacher` wrote, checked to be `teacher`'s for `images` training images."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "missing: a distilled run keeps its teacher's probabilities here "
+                        "(digitlab distill writes them)")  # fmt: skip
+    tensors, meta = read_safetensors(path, "teacher file")
+    probabilities = tensors.get("probabilities", torch.empty(0))
+    expected = {"teacher": teacher, "train_images": images}
+    if meta != expected or probabilities.dim() != 2 or len(probabilities) != images:
+        raise DataError(path, None, f"made for {meta}, not for this run ({expected})")
+    if not probabilities.isfinite().all() or (probabilities < 0).any():
+        raise DataError(path, "tensor probabilities", "holds negative, NaN or infinite values: corrupted")
+    return probabilities

@@ -73,6 +73,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--ema", type=float, metavar="DECAY", help="average the weights with this decay per step "
+                   "(e.g. 0.999; 0: off); validation, the kept model and the test use the average")  # fmt: skip
     p.add_argument("--arch", choices=["reference", "compact"])
     p.add_argument("--width", type=int, help="compact model: channels of the first convolution")
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
@@ -175,6 +177,21 @@ def add_train_command(sub) -> None:
         help="continue an interrupted run where its checkpoint stopped "
         "(a run trained on a file needs --data FILE again)",
     )
+
+
+def add_distill_command(sub) -> None:
+    distill = sub.add_parser(
+        "distill",
+        help="train a small student on a teacher's probabilities and the labels (default recipe: fast)",
+        epilog=recipe_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    distill.add_argument("teacher", help="a run folder or an ensemble folder")
+    distill.add_argument("--weight", type=float, help="share of the teacher's probabilities in each target "
+                         "(default 0.7; the rest is the label)")  # fmt: skip
+    distill.add_argument("--out", help="run folder (default: runs/<date-time>)")
+    add_train_flags(distill)
+    distill.set_defaults(recipe="fast")
 
 
 def add_ensemble_command(sub) -> None:
@@ -339,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         add_data_commands,
         add_train_command,
+        add_distill_command,
         add_ensemble_command,
         add_lr_find_command,
         add_inference_commands,
@@ -373,6 +391,7 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             "train.seed": args.seed,
             "train.device": args.device,
             "train.threads": args.threads,
+            "train.ema": args.ema,
             "train.precision": args.precision,
             "train.compile": args.compile,
             "train.checkpoint_every": args.checkpoint_every,
@@ -461,6 +480,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         train(resume_config(args.resume, args.data, args.data_dir), resume=args.resume)
     else:
         train(train_config(args), out=args.out)
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from .distill import distill
+
+    if args.data or args.val_size is not None or args.train_size is not None:
+        raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size "
+                            "and --train-size")  # fmt: skip
+    config = override(train_config(args), {"distill.weight": args.weight})
+    distill(config, args.teacher, args.out)
 
 
 def cmd_ensemble(args: argparse.Namespace) -> None:
@@ -580,6 +609,7 @@ COMMANDS = {
     "lr-find": cmd_lr_find,
     "data": cmd_data,
     "train": cmd_train,
+    "distill": cmd_distill,
     "ensemble": cmd_ensemble,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,

@@ -100,6 +100,8 @@ class TrainConfig:
     schedule: str = "onecycle"  # onecycle (linear warm-up, cosine decay), cosine, or constant
     warmup_frac: float = 0.15  # share of all steps spent warming up (onecycle)
     label_smoothing: float = 0.0
+    ema: float = 0.0  # decay per step of an exponential moving average of the weights and BN statistics; 0: off.
+    #                   When on, validation, the kept model and the test see the averaged weights
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda or mps
     threads: int | None = None  # CPU threads for torch; None keeps torch's default (the core count)
@@ -128,6 +130,7 @@ class TrainConfig:
         _check(0 <= self.seed < 2**32, f"seed {self.seed} must be in [0, 2**32)")
         _check(0 <= self.warmup_frac < 1, f"warmup_frac {self.warmup_frac} must be in [0, 1)")
         _check(0 <= self.label_smoothing < 1, f"label smoothing {self.label_smoothing} must be in [0, 1)")
+        _check(_finite(self.ema) and 0 <= self.ema < 1, f"ema decay {self.ema} must be in [0, 1)")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device '{self.device}' is not auto/cpu/cuda/mps")
         _check(self.log in ("none", "tensorboard", "mlflow"), f"log '{self.log}' is not none, tensorboard or mlflow")
         _check(self.precision in ("auto", "fp32", "bf16"), f"precision '{self.precision}' is not auto, fp32 or bf16")
@@ -140,12 +143,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation (distill.py): learn from a teacher's probabilities as well as from the labels."""
+
+    teacher: str | None = None  # a run or ensemble folder; None: ordinary training on the labels
+    weight: float = 0.7  # share of the teacher's probabilities in each training target (the rest: the label)
+
+    def __post_init__(self):
+        _check(_finite(self.weight) and 0 <= self.weight <= 1, f"distill weight {self.weight} must be in [0, 1]")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     recipe: str = "reference"  # the recipe the run started from (flags may have changed fields since)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self):
         _check(self.recipe in RECIPE_NAMES, f"recipe '{self.recipe}' is not one of: {', '.join(RECIPE_NAMES)}")

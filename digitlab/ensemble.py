@@ -154,7 +154,9 @@ def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, 
     log(
         f"ensemble of {len(names)}: validation {result['val_accuracy']:.2%}, test {result['test_accuracy']:.2%}; "
         f"with TTA: {result['val_accuracy_tta']:.2%}, {result['test_accuracy_tta']:.2%}"
-        f"{' (TTA is on for predict and serve)' if tta else ''}\nensemble saved in {out}"
+        f"{' (TTA is on for predict and serve)' if tta else ''}\n"
+        f"gain over the members' mean: validation {100 * result['val_gain']:+.2f} points, test "
+        f"{100 * result['test_gain']:+.2f} points\nensemble saved in {out}"
     )
     return result
 
@@ -188,6 +190,9 @@ def measure(folder: Path, config: RunConfig) -> dict:
             for index, row in enumerate(result["members"]):
                 row[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split][index : index + 1]), digits)
             result[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split]), digits)
+            members_mean = float(np.mean([row[f"{split}_accuracy{suffix}"] for row in result["members"]]))
+            result[f"{split}_members_mean{suffix}"] = members_mean  # what the ensemble's gain is measured against
+            result[f"{split}_gain{suffix}"] = result[f"{split}_accuracy{suffix}"] - members_mean
     return result
 
 

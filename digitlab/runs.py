@@ -36,13 +36,15 @@ REPORT = "report.html"
 ROBUSTNESS = "robustness.json"
 CALIBRATION = "calibration.json"
 OOD = "ood.safetensors"
+TEACHER = "teacher.safetensors"  # distill.py: the teacher's probabilities for the student's training images
 MANIFEST = "ensemble.json"
 LAB = "lab.json"
 # How a run is executed, not what it computes: these may differ between a recorded run and the request for it
 # (a member trained in a worker with 1 thread is the same member; a cache moved to another folder holds the same data).
 EXECUTION_FIELDS = ("train.device", "train.threads", "train.checkpoint_every", "data.data_dir", "train.log",
                     "train.log_uri", "train.log_parent", "train.compile")  # fmt: skip
-RUN_FILES = (CONFIG, HISTORY_JSON, HISTORY_CSV, CURVES, MODEL, LAST, METRICS, MANIFEST, LAB)  # what a folder owns
+# What a run folder owns
+RUN_FILES = (CONFIG, HISTORY_JSON, HISTORY_CSV, CURVES, MODEL, LAST, METRICS, MANIFEST, LAB, TEACHER)
 
 
 def read_json(path: Path, what: str):

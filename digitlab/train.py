@@ -29,10 +29,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import console
 from .augment import augment_batch, make_generator
-from .checkpoint import environment, load_checkpoint, read_checkpoint, restore_optimizer, save_checkpoint
+from .checkpoint import (
+    environment,
+    load_checkpoint,
+    load_teacher,
+    read_checkpoint,
+    restore_optimizer,
+    save_checkpoint,
+    save_teacher,
+)
 from .config import RunConfig, from_dict, to_dict
 from .data import Digits, load_test, load_train_val
 from .datasets import DATASETS
@@ -42,7 +51,7 @@ from .evaluate import evaluate, resolve_device
 from .figures import confusion_figure, plot_history
 from .formats import atomic_write
 from .models import build_model, summary
-from .runs import CONFIG, CURVES, HISTORY_CSV, HISTORY_JSON, LAST, METRICS, MODEL, differences, new_run_dir
+from .runs import CONFIG, CURVES, HISTORY_CSV, HISTORY_JSON, LAST, METRICS, MODEL, TEACHER, differences, new_run_dir
 from .tracking import NullTracker, open_tracker
 
 
@@ -160,16 +169,45 @@ class Run:
     started: float  # perf_counter at the start, moved back by the elapsed time of a resumed run
     tracker: object = field(default_factory=NullTracker)  # TensorBoard or MLflow (tracking.py), rank 0 only
     traced_seconds: float = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
+    averaged: AveragedModel | None = None  # the EMA of the weights and BN statistics when train.ema > 0
     best: dict | None = field(init=False)
 
     def __post_init__(self):
         self.images = self.train_set.images.to(self.device)  # (N, 1, 28, 28) uint8, the whole set on the device
         self.labels = self.train_set.labels.to(self.device)
+        self.targets = training_targets(self.config, self.train_set, self.run_dir).to(self.device)  # (N,) or (N, 10)
         self.global_batch = self.config.train.batch_size * self.processes.world  # torchrun: batch x processes
         self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
         self.total_steps = self.steps_per_epoch * self.config.train.epochs
         self.best = max(self.history, key=selection_key, default=None)
         self.autocast = autocast_dtype(self.config.train.precision, self.device)
+
+    @property
+    def kept(self) -> torch.nn.Module:
+        """What validation sees and model.safetensors keeps: the weight average when there is one."""
+        return self.model if self.averaged is None else self.averaged.module
+
+    def update_average(self) -> None:
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.model)
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the weights and the BN statistics (`use_buffers`: the average's BN layers
+    carry averaged running statistics, so it needs no extra pass over the data); None when decay is 0."""
+    if decay == 0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def training_targets(config: RunConfig, train_set: Digits, run_dir: Path) -> torch.Tensor:
+    """What the loss compares the logits with: the labels (N,); for a distilled run (distill.py) the mix
+    (1 - weight) * one_hot(label) + weight * p_teacher (N, classes), the teacher's share read from the run folder."""
+    if config.distill.teacher is None:
+        return train_set.labels
+    teacher = load_teacher(run_dir / TEACHER, config.distill.teacher, len(train_set))
+    one_hot = F.one_hot(train_set.labels, teacher.shape[1]).float()
+    return (1 - config.distill.weight) * one_hot + config.distill.weight * teacher
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -197,9 +235,17 @@ def selection_key(record: dict) -> tuple:
     return record["val_accuracy"], -record["val_loss"]
 
 
-def train(config: RunConfig, out: str | Path | None = None, resume: str | Path | None = None, log=print) -> dict:
-    """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics."""
-    run = open_run(config, out, resume, log)
+def train(
+    config: RunConfig,
+    out: str | Path | None = None,
+    resume: str | Path | None = None,
+    log=print,
+    teacher: torch.Tensor | None = None,
+) -> dict:
+    """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics.
+    `teacher`: a distilled run's teacher probabilities (N, classes) for its training images (distill.py), kept in
+    the run folder for resuming."""
+    run = open_run(config, out, resume, log, teacher)
     tc = run.config.train
     with StopOnSigint() as stop:
         for number in range(len(run.history) + 1, tc.epochs + 1):
@@ -212,10 +258,11 @@ def train(config: RunConfig, out: str | Path | None = None, resume: str | Path |
                 batch = run.processes.shard(global_batch)  # this process's part: all of it without torchrun
                 epoch.lr = set_lr(run.optimizer, lr_at((number - 1) * run.steps_per_epoch + step, run.total_steps, tc))
                 x = augment_batch(run.images[batch].float(), run.config.augment, epoch.augment_rng)  # (B, 1, 28, 28)
-                y = run.labels[batch]
-                loss, logits = train_step(run.forward, run.optimizer, x, y, tc.label_smoothing, run.autocast)
+                targets = run.targets[batch]  # labels, or label/teacher probability mixes when distilling
+                loss, logits = train_step(run.forward, run.optimizer, x, targets, tc.label_smoothing, run.autocast)
+                run.update_average()
                 epoch.loss_sum += loss * len(batch)
-                epoch.correct += (logits.argmax(1) == y).sum()
+                epoch.correct += (logits.argmax(1) == run.labels[batch]).sum()
                 progress.update(step + 1, (step + 1 - epoch.first_step) * run.global_batch, loss)
                 save_mid_epoch_if_due(run, epoch, step + 1, stop.requested, progress)
             progress.close()
@@ -234,9 +281,10 @@ def train_step(
     label_smoothing: float = 0.0,
     autocast: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The canonical step on one batch: forward, loss, zero_grad, backward, step. Returns the detached loss and
-    logits. `autocast`: run forward and loss in that dtype (bf16 on CUDA; weights and optimizer stay fp32). The
-    benchmarks time exactly this function."""
+    """The canonical step on one batch: forward, loss, zero_grad, backward, step. `y`: class indices (B,), or
+    target probabilities (B, classes) when distilling (distill.py). Returns the detached loss and logits.
+    `autocast`: run forward and loss in that dtype (bf16 on CUDA; weights and optimizer stay fp32). The benchmarks
+    time exactly this function."""
     with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
         logits = model(x.contiguous(memory_format=torch.channels_last))
         loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
@@ -252,7 +300,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def open_run(config: RunConfig, out, resume, log) -> Run:
+def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None = None) -> Run:
     """A fresh run (new folder, seeded weights, config.json written) or the run in `resume` continued from
     last.safetensors with the same config; under torchrun, the process group joined and the model wrapped in DDP."""
     started = time.perf_counter()  # elapsed_s in the history counts from here: data loading included
@@ -263,7 +311,7 @@ def open_run(config: RunConfig, out, resume, log) -> Run:
     device = processes.device(resolve_device(config.train.device))
     train_set, val_set = load_train_val(config.data, config.train.seed)
     if resume is None:
-        run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes)
+        run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes, teacher)
     else:
         run_dir = Path(resume)
         model, info, tensors = load_resumable(run_dir, config)
@@ -271,9 +319,11 @@ def open_run(config: RunConfig, out, resume, log) -> Run:
     forward = processes.wrap(model, device)
     forward = torch.compile(forward) if config.train.compile else forward  # compiled on the first step
     optimizer = build_optimizer(model, config.train)
+    averaged = weight_average(model, config.train.ema)
     history, resume_point = info.get("history", []), {}
     if resume is not None:
         restore_optimizer(optimizer, tensors, info, run_dir / LAST)
+        restore_average(averaged, tensors, run_dir / LAST)
         resume_point = {**info.get("in_epoch", {}), **{k: v for k, v in tensors.items() if k.startswith("rng.")}}
         started -= history[-1].get("elapsed_s", 0.0) if history else 0.0  # the clock continues
     log(summary(model))
@@ -286,17 +336,23 @@ def open_run(config: RunConfig, out, resume, log) -> Run:
     tc = config.train
     tracker = open_tracker(tc.log, run_dir, to_dict(config), tc.log_uri, tc.log_parent) if processes.main else None
     return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
-               resume_point, started, tracker or NullTracker())  # fmt: skip
+               resume_point, started, tracker or NullTracker(), averaged=averaged)  # fmt: skip
 
 
-def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes):
-    """A new run folder (rank 0 creates it and writes config.json; the others learn its name) and a seeded model
-    holding the training pixels' mean and standard deviation (the seed's norm_input)."""
+def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes, teacher=None):
+    """A new run folder (rank 0 creates it and writes config.json, and a distilled run's teacher probabilities; the
+    others learn its name) and a seeded model holding the training pixels' mean and standard deviation (the seed's
+    norm_input)."""
+    if (config.distill.teacher is None) != (teacher is None):
+        raise DigitlabError("a distilled run needs its teacher's probabilities: train it with `digitlab distill`")
     run_dir = Path(processes.broadcast(str(new_run_dir(out)) if processes.main else None))
     model = seeded_model(config, train_set)
     if processes.main:
         split = {"train_images": len(train_set), "val_images": len(val_set)}
         write_json(run_dir / CONFIG, {"config": to_dict(config), "env": environment(), "split": split})
+        if teacher is not None:
+            save_teacher(run_dir / TEACHER, teacher, config.distill.teacher)
+    processes.barrier()  # the folder's files are written before any process reads them
     return run_dir, model, {}, {}
 
 
@@ -324,6 +380,19 @@ def load_resumable(run_dir: Path, config: RunConfig):
     if info.get("in_epoch", {}).get("step") and not {"rng.augment", "rng.torch"} <= tensors.keys():
         raise DigitlabError(f"{run_dir / LAST}: a mid-epoch checkpoint without its random generator states")
     return model, info, tensors
+
+
+def restore_average(averaged: AveragedModel | None, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Put the weight average saved in last.safetensors (`ema.` tensors) back."""
+    if averaged is None:
+        return
+    state = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+    if not state:
+        raise DigitlabError(f"{path}: no weight average (ema.*) in a checkpoint of a run with ema")
+    try:
+        averaged.load_state_dict(state)
+    except RuntimeError as e:
+        raise DigitlabError(f"{path}: the weight average does not fit the model ({str(e)[:120]})") from None
 
 
 def resume_config(run_dir: str | Path, source: str | None = None, data_dir: str | None = None) -> RunConfig:
@@ -379,7 +448,8 @@ def save_mid_epoch_if_due(run: Run, epoch: Epoch, steps_done: int, stop_requeste
 
 def save_last(run: Run, epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
     meta = {"epoch": epochs_done, "history": run.history, **({"in_epoch": in_epoch} if in_epoch else {})}
-    save_checkpoint(run.run_dir / LAST, run.model, run.config, meta, optimizer=run.optimizer, rng=rng)
+    average = {} if run.averaged is None else {f"ema.{k}": v for k, v in run.averaged.state_dict().items()}
+    save_checkpoint(run.run_dir / LAST, run.model, run.config, meta, optimizer=run.optimizer, rng=rng, extra=average)
 
 
 def save_mid_epoch(run: Run, epoch: Epoch, steps_done: int) -> None:
@@ -406,7 +476,7 @@ def record_epoch(run: Run, epoch: Epoch, log) -> None:
     """Validate, record, keep the best model, checkpoint, write the history; warn on overfitting."""
     tc, n = run.config.train, len(run.images)
     seconds = time.perf_counter() - epoch.start
-    val = evaluate(run.model, run.val_set) if len(run.val_set) else {"loss": float("nan"), "accuracy": float("nan")}
+    val = evaluate(run.kept, run.val_set) if len(run.val_set) else {"loss": float("nan"), "accuracy": float("nan")}
     record = {
         "epoch": epoch.number,
         "train_loss": epoch.loss_sum.item() / n,
@@ -418,7 +488,7 @@ def record_epoch(run: Run, epoch: Epoch, log) -> None:
         "images_per_s": (run.steps_per_epoch - epoch.first_step) * run.global_batch / seconds,
     }
     if tc.eval_train:  # batches seen augmented with dropout on understate the fit; this is the clean figure
-        clean = evaluate(run.model, run.train_set)
+        clean = evaluate(run.kept, run.train_set)
         record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
     run.history.append(record)
     run.tracker.log_epoch(record)
@@ -429,12 +499,12 @@ def record_epoch(run: Run, epoch: Epoch, log) -> None:
     )
     if run.best is None or not len(run.val_set) or selection_key(record) > selection_key(run.best):
         run.best = record
-        save_checkpoint(run.run_dir / MODEL, run.model, run.config, {"epoch": epoch.number, "selected_by": "val"})
+        save_checkpoint(run.run_dir / MODEL, run.kept, run.config, {"epoch": epoch.number, "selected_by": "val"})
     record["elapsed_s"] = time.perf_counter() - run.started - run.traced_seconds
     if run.test_set is not None:  # observed only: the choice above never sees the test set
         trace_start = time.perf_counter()
         record["selected_test_accuracy"] = (
-            evaluate(run.model, run.test_set)["accuracy"] if run.best is record else run.best["selected_test_accuracy"]
+            evaluate(run.kept, run.test_set)["accuracy"] if run.best is record else run.best["selected_test_accuracy"]
         )
         run.traced_seconds += time.perf_counter() - trace_start
     save_last(run, epoch.number)

@@ -49,6 +49,10 @@ def test_members_share_the_split_and_differ_in_seed(ensemble_dir):
         assert all(0.5 < row[f"{s}_accuracy{t}"] <= 1 for s in ("val", "test") for t in ("", "_tta"))
     member_metrics = json.loads((ensemble_dir / "member-0" / "metrics.json").read_text())
     assert metrics["members"][0]["test_accuracy"] == pytest.approx(member_metrics["test"]["accuracy"], abs=1e-6)
+    mean = (metrics["members"][0]["test_accuracy"] + metrics["members"][1]["test_accuracy"]) / 2
+    assert metrics["test_members_mean"] == pytest.approx(mean) and metrics["test_gain"] == pytest.approx(
+        metrics["test_accuracy"] - mean
+    )
 
 
 @pytest.mark.slow

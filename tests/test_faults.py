@@ -36,6 +36,8 @@ def train_args(data_dir, out) -> list[str]:
         "cpu",
         "--checkpoint-every",
         "4",
+        "--ema",  # the weight average is part of the state that must resume exactly
+        "0.9",
         "--data-dir",
         str(data_dir),
         "--out",
@@ -54,6 +56,8 @@ def assert_same_run(a, b):
     model_a, model_b = a[0].state_dict(), b[0].state_dict()
     for key, value in model_a.items():
         assert torch.equal(value, model_b[key]), key
+    averages = [k for k in a[3] if k.startswith("ema.")]
+    assert averages and all(torch.equal(a[3][k], b[3][k]) for k in averages)
     strip = [{k: v for k, v in h.items() if k not in VOLATILE} for h in a[2]["history"]]
     assert strip == [{k: v for k, v in h.items() if k not in VOLATILE} for h in b[2]["history"]]
 

@@ -10,6 +10,8 @@ import torch
 
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import DataConfig, RunConfig, TrainConfig, override
+from digitlab.data import load_train_val
+from digitlab.evaluate import evaluate
 from digitlab.train import lr_at, overfitting, train
 
 
@@ -116,3 +118,20 @@ def test_bf16_and_compiled_training_run_and_learn_on_the_cpu(tmp_path, data_dir)
     assert abs(bf16 - fp32) < 0.15 and abs(compiled - fp32) < 0.05, (fp32, bf16, compiled)
     saved = json.loads((tmp_path / "compiled" / "config.json").read_text())["config"]["train"]
     assert saved["compile"] is True and saved["precision"] == "auto"
+
+
+@pytest.mark.slow
+def test_ema_keeps_the_average_of_the_weights_not_the_last_weights(tmp_path, data_dir):
+    """With --ema the kept model is the exponential moving average (saved beside the raw weights in last.safetensors
+    for resuming), and it is what validation measured."""
+    config = override(small_config(data_dir, epochs=1, ema=0.9), {"data.train_size": 600, "data.val_size": 200})
+    train(config, out=tmp_path / "run", log=lambda *_: None)
+    kept = load_checkpoint(tmp_path / "run" / "model.safetensors")[0].state_dict()
+    _, _, info, tensors = load_checkpoint(tmp_path / "run" / "last.safetensors")
+    raw = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    assert tensors["ema.n_averaged"].item() == 10  # one update per step: 600 images / batch 64
+    assert all(torch.equal(kept[k], tensors[f"ema.module.{k}"]) for k in kept)
+    assert not torch.equal(kept["classifier.2.weight"], raw["classifier.2.weight"])
+    model = load_checkpoint(tmp_path / "run" / "model.safetensors")[0]
+    val = evaluate(model, load_train_val(config.data, config.train.seed)[1])
+    assert val["accuracy"] == info["history"][0]["val_accuracy"]

@@ -1,0 +1,79 @@
+"""Knowledge distillation: train a small student on a teacher's probabilities as well as the labels.
+
+`digitlab distill TEACHER` trains an ordinary run (the `fast` recipe's compact CNN unless flags say otherwise) whose
+training target for image i is
+
+    target_i = (1 - weight) * one_hot(label_i) + weight * p_teacher(image_i)
+
+with the cross-entropy against that distribution as the loss (label smoothing, when set, applies on top). This is
+Hinton et al.'s distillation loss at temperature 1, the temperature Beyer et al. ("Knowledge distillation: a good
+teacher is patient and consistent", 2022) found best for matching a teacher's function. The teacher is any run or
+ensemble folder, read through the Engine interface (an ensemble's members averaged, with its TTA switch). Its
+probabilities are computed once, on the student's un-augmented training images, and kept in the run folder
+(`teacher.safetensors`, written by train.py), so resuming needs neither the teacher nor its time again.
+
+Honesty: the student takes the teacher's data settings (source, validation size, sub-sample and split seed), so its
+validation images are images the teacher never trained on, and the teacher never sees the test set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from . import console
+from .config import RunConfig, from_dict
+from .data import load_train_val
+from .engines import load_engine
+from .errors import DataError, DigitlabError
+from .runs import CONFIG, is_ensemble, is_run, read_json, read_manifest
+from .train import train
+
+CHUNK = 2048  # images per teacher call: the progress bar moves, memory stays small
+
+
+def teacher_config(teacher: str | Path) -> RunConfig:
+    """The config the teacher (a run, or an ensemble's first member) was trained with."""
+    teacher = Path(teacher)
+    if is_ensemble(teacher):
+        run = teacher / read_manifest(teacher)["members"][0]
+    elif teacher.is_dir() and is_run(teacher):
+        run = teacher
+    else:
+        raise DigitlabError(f"teacher {teacher}: not a run folder or an ensemble folder")
+    recorded = read_json(run / CONFIG, "run config")
+    if not isinstance(recorded, dict) or "config" not in recorded:
+        raise DataError(run / CONFIG, None, "no 'config' object: not a digitlab run folder")
+    return from_dict(RunConfig, recorded["config"], where=f"{run / CONFIG}: config")
+
+
+def student_config(config: RunConfig, teacher: str | Path) -> RunConfig:
+    """`config` taught by `teacher`, on the teacher's split: its data source, validation size, sub-sample and split
+    seed (its training seed when it recorded none); the data cache folder stays the student's."""
+    taught = teacher_config(teacher)
+    split_seed = taught.train.seed if taught.data.split_seed is None else taught.data.split_seed
+    data = dataclasses.replace(taught.data, data_dir=config.data.data_dir, split_seed=split_seed)
+    distill = dataclasses.replace(config.distill, teacher=str(Path(teacher).resolve()))
+    return dataclasses.replace(config, data=data, distill=distill)
+
+
+def teacher_probabilities(teacher: str | Path, images: torch.Tensor) -> torch.Tensor:
+    """(N, 10) float32 probabilities of the teacher (its PyTorch weights: nothing is exported into its folder)."""
+    engine = load_engine(teacher, engine="torch")
+    parts = []
+    with console.bar(f"teacher {Path(teacher).name}", len(images), "images") as progress:
+        for chunk in images.split(CHUNK):
+            parts.append(torch.as_tensor(engine.predict_proba(chunk), dtype=torch.float32))
+            progress.update(advance=len(chunk))
+    return torch.cat(parts)
+
+
+def distill(config: RunConfig, teacher: str | Path, out: str | Path | None = None, log=print) -> dict:
+    """Train `config`'s model as a student of `teacher` into a new run folder; returns its metrics."""
+    config = student_config(config, teacher)
+    train_set, _ = load_train_val(config.data, config.train.seed)
+    log(f"teacher {teacher}: probabilities for {len(train_set):,} training images, weight {config.distill.weight:g}")
+    probabilities = teacher_probabilities(teacher, train_set.images)
+    return train(config, out=out, log=log, teacher=probabilities)

@@ -1,0 +1,78 @@
+"""`digitlab distill`: a student learns from a teacher's probabilities on the teacher's split, keeps them in its run
+folder, and is an ordinary run (evaluate works on it); bad teachers and flags get one clear error."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+from digitlab.checkpoint import load_checkpoint
+from digitlab.config import DataConfig, RunConfig
+from digitlab.data import load_train_val
+from digitlab.engines import TorchEngine
+from digitlab.errors import DataError
+from digitlab.train import training_targets
+
+
+@pytest.mark.slow
+def test_student_learns_from_the_teacher_on_its_split_and_keeps_its_probabilities(trained_run, tmp_path, data_dir):
+    teacher = shutil.copytree(trained_run, tmp_path / "teacher")
+    student = tmp_path / "student"
+    r = run_cli("distill", str(teacher), "--epochs", "2", "--weight", "0.8", "--out", str(student),
+                "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    recorded = json.loads((student / "config.json").read_text())["config"]
+    taught = json.loads((teacher / "config.json").read_text())["config"]
+    assert recorded["recipe"] == "fast" and recorded["model"]["arch"] == "compact"
+    assert recorded["distill"] == {"teacher": str(teacher.resolve()), "weight": 0.8}
+    assert {k: recorded["data"][k] for k in ("source", "val_size", "train_size")} == {
+        k: taught["data"][k] for k in ("source", "val_size", "train_size")
+    }
+    assert recorded["data"]["split_seed"] == taught["train"]["seed"]  # the teacher's split, stated explicitly
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.85, metrics["test"]["accuracy"]
+
+    _, config, _, _ = load_checkpoint(student / "model.safetensors")
+    train_set, val_set = load_train_val(config.data, config.train.seed)
+    teacher_train, teacher_val = load_train_val(load_checkpoint(teacher / "model.safetensors")[1].data, 0)
+    assert torch.equal(val_set.images, teacher_val.images) and torch.equal(train_set.labels, teacher_train.labels)
+    expected = TorchEngine(teacher / "model.safetensors").predict_proba(train_set.images)
+    shutil.rmtree(teacher)  # the kept probabilities serve from now on: resuming needs no teacher
+    targets = training_targets(config, train_set, student)
+    one_hot = torch.nn.functional.one_hot(train_set.labels, 10).float()
+    np.testing.assert_allclose(targets.numpy(), (0.2 * one_hot + 0.8 * torch.as_tensor(expected)).numpy(), atol=1e-5)
+    torch.testing.assert_close(targets.sum(1), torch.ones(len(train_set)))
+
+    with pytest.raises(DataError, match="not for this run"):
+        training_targets(config, train_set.subset(np.arange(100)), student)
+    other = dataclasses.replace(config, distill=dataclasses.replace(config.distill, teacher="/elsewhere"))
+    with pytest.raises(DataError, match="not for this run"):
+        training_targets(other, train_set, student)
+
+    r = run_cli("evaluate", str(student), "--data-dir", str(data_dir))
+    assert r.returncode == 0 and "accuracy" in r.stdout, r.stderr
+
+
+def test_without_a_teacher_the_targets_are_the_labels(tmp_path, data_dir):
+    plain = RunConfig(data=DataConfig(val_size=100, train_size=200, data_dir=str(data_dir)))
+    train_set, _ = load_train_val(plain.data, 0)
+    assert training_targets(plain, train_set, tmp_path) is train_set.labels
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_teachers_and_split_flags_are_one_clear_error(tmp_path):
+    r = run_cli("distill", str(tmp_path / "nothing"), "--epochs", "1")
+    assert r.returncode == 2 and "not a run folder or an ensemble folder" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("distill", str(tmp_path), "--val-size", "100")
+    assert r.returncode == 2 and "teacher's data and split" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"")
+    r = run_cli("distill", str(tmp_path / "run"), "--epochs", "1")
+    assert r.returncode == 2 and "config.json" in r.stderr and "Traceback" not in r.stderr, r.stderr
