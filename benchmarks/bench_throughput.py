@@ -56,7 +56,8 @@ def matmul_peak(device, dtype) -> float:
 
 
 def train_rate(images, labels, config: RunConfig, device, compiled: bool = False) -> float:
-    from digitlab.train import build_optimizer, train_step
+    from digitlab.state import build_optimizer
+    from digitlab.train import train_step
 
     torch.manual_seed(0)
     batch = config.train.batch_size

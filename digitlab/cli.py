@@ -474,7 +474,8 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .train import resume_config, train
+    from .state import resume_config
+    from .train import train
 
     if args.resume:
         train(resume_config(args.resume, args.data, args.data_dir), resume=args.resume)

@@ -28,7 +28,8 @@ from .errors import DigitlabError
 from .evaluate import resolve_device
 from .figures import lr_find_figure
 from .formats import atomic_write
-from .train import build_optimizer, epoch_seed, seeded_model, set_lr, train_step
+from .state import build_optimizer, seeded_model
+from .train import epoch_seed, set_lr, train_step
 
 RESULT = "lr_find.json"
 SMOOTHING = 0.98

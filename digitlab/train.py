@@ -12,13 +12,13 @@ CPU run reproducible and lets a resumed run continue exactly where the last fini
 Learning rate: `onecycle` warms up linearly from lr/25 to lr over `warmup_frac` of all steps, then decays by a
 half-cosine to lr/1e4 (the schedule of Smith & Topin's one-cycle policy, as in PyTorch's OneCycleLR); `cosine` is
 the same without warm-up; `constant` keeps lr.
+
+Opening a run (fresh or from last.safetensors) and saving its state for `--resume` are state.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import math
 import signal
 import threading
@@ -29,30 +29,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import console
 from .augment import augment_batch, make_generator
-from .checkpoint import (
-    environment,
-    load_checkpoint,
-    load_teacher,
-    read_checkpoint,
-    restore_optimizer,
-    save_checkpoint,
-    save_teacher,
-)
-from .config import RunConfig, from_dict, to_dict
-from .data import Digits, load_test, load_train_val
-from .datasets import DATASETS
-from .distributed import Processes
-from .errors import DigitlabError, Interrupted
-from .evaluate import evaluate, resolve_device
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import RunConfig
+from .data import load_test
+from .errors import Interrupted
+from .evaluate import evaluate
 from .figures import confusion_figure, plot_history
 from .formats import atomic_write
-from .models import build_model, summary
-from .runs import CONFIG, CURVES, HISTORY_CSV, HISTORY_JSON, LAST, METRICS, MODEL, TEACHER, differences, new_run_dir
-from .tracking import NullTracker, open_tracker
+from .runs import CURVES, HISTORY_CSV, HISTORY_JSON, METRICS, MODEL
+from .state import Run, open_run, save_last, selection_key, write_json
 
 
 def lr_at(step: int, total_steps: int, config) -> float:
@@ -65,15 +53,6 @@ def lr_at(step: int, total_steps: int, config) -> float:
     progress = (step - warmup) / max(1, total_steps - warmup)
     floor = config.lr / 1e4
     return floor + (config.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
-        )
-    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
 def epoch_seed(seed: int, epoch: int, stream: int | tuple[int, ...]) -> int:
@@ -111,11 +90,6 @@ def overfitting(history: list[dict], patience: int) -> bool:
     return all(b["val_loss"] > a["val_loss"] and b["train_loss"] < a["train_loss"] for a, b in zip(recent, recent[1:]))
 
 
-def write_json(path: Path, data) -> None:
-    with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=2)
-
-
 def write_history(run_dir: Path, history: list[dict]) -> None:
     write_json(run_dir / HISTORY_JSON, history)
     columns = list(history[0])
@@ -151,72 +125,6 @@ class StopOnSigint:
 
 
 @dataclass
-class Run:
-    """What one training run holds while it trains; `open_run` builds it fresh or from last.safetensors."""
-
-    run_dir: Path
-    config: RunConfig
-    model: torch.nn.Module
-    forward: torch.nn.Module  # what the training step calls: the model, or its DDP wrapper under torchrun
-    processes: Processes
-    optimizer: torch.optim.Optimizer
-    device: torch.device
-    train_set: Digits
-    val_set: Digits
-    test_set: Digits | None  # only with trace_test: observed after each epoch, never used to choose
-    history: list[dict]
-    resume_point: dict  # where an interrupted epoch stopped: step, running sums, random generator states
-    started: float  # perf_counter at the start, moved back by the elapsed time of a resumed run
-    tracker: object = field(default_factory=NullTracker)  # TensorBoard or MLflow (tracking.py), rank 0 only
-    traced_seconds: float = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
-    averaged: AveragedModel | None = None  # the EMA of the weights and BN statistics when train.ema > 0
-    best: dict | None = field(init=False)
-
-    def __post_init__(self):
-        self.images = self.train_set.images.to(self.device)  # (N, 1, 28, 28) uint8, the whole set on the device
-        self.labels = self.train_set.labels.to(self.device)
-        self.targets = training_targets(self.config, self.train_set, self.run_dir).to(self.device)  # (N,) or (N, 10)
-        self.global_batch = self.config.train.batch_size * self.processes.world  # torchrun: batch x processes
-        self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
-        self.total_steps = self.steps_per_epoch * self.config.train.epochs
-        self.best = max(self.history, key=selection_key, default=None)
-        self.autocast = autocast_dtype(self.config.train.precision, self.device)
-
-    @property
-    def kept(self) -> torch.nn.Module:
-        """What validation sees and model.safetensors keeps: the weight average when there is one."""
-        return self.model if self.averaged is None else self.averaged.module
-
-    def update_average(self) -> None:
-        if self.averaged is not None:
-            self.averaged.update_parameters(self.model)
-
-
-def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
-    """An exponential moving average of the weights and the BN statistics (`use_buffers`: the average's BN layers
-    carry averaged running statistics, so it needs no extra pass over the data); None when decay is 0."""
-    if decay == 0:
-        return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
-
-
-def training_targets(config: RunConfig, train_set: Digits, run_dir: Path) -> torch.Tensor:
-    """What the loss compares the logits with: the labels (N,); for a distilled run (distill.py) the mix
-    (1 - weight) * one_hot(label) + weight * p_teacher (N, classes), the teacher's share read from the run folder."""
-    if config.distill.teacher is None:
-        return train_set.labels
-    teacher = load_teacher(run_dir / TEACHER, config.distill.teacher, len(train_set))
-    one_hot = F.one_hot(train_set.labels, teacher.shape[1]).float()
-    return (1 - config.distill.weight) * one_hot + config.distill.weight * teacher
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where asked, or on CUDA for 'auto' (tensor cores; fp32 master weights); None means plain fp32."""
-    use = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.bfloat16 if use else None
-
-
-@dataclass
 class Epoch:
     """One epoch's data order, random streams and running sums (continued from the checkpoint when resuming)."""
 
@@ -228,11 +136,6 @@ class Epoch:
     correct: torch.Tensor
     start: float = field(default_factory=time.perf_counter)
     lr: float = 0.0
-
-
-def selection_key(record: dict) -> tuple:
-    """Validation accuracy, ties broken by validation loss: how the kept model is chosen."""
-    return record["val_accuracy"], -record["val_loss"]
 
 
 def train(
@@ -300,115 +203,6 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> float:
     return lr
 
 
-def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None = None) -> Run:
-    """A fresh run (new folder, seeded weights, config.json written) or the run in `resume` continued from
-    last.safetensors with the same config; under torchrun, the process group joined and the model wrapped in DDP."""
-    started = time.perf_counter()  # elapsed_s in the history counts from here: data loading included
-    processes = Processes.from_env(config.train.device)
-    log = log if processes.main else (lambda *_: None)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    device = processes.device(resolve_device(config.train.device))
-    train_set, val_set = load_train_val(config.data, config.train.seed)
-    if resume is None:
-        run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes, teacher)
-    else:
-        run_dir = Path(resume)
-        model, info, tensors = load_resumable(run_dir, config)
-    model = model.to(device, memory_format=torch.channels_last)
-    forward = processes.wrap(model, device)
-    forward = torch.compile(forward) if config.train.compile else forward  # compiled on the first step
-    optimizer = build_optimizer(model, config.train)
-    averaged = weight_average(model, config.train.ema)
-    history, resume_point = info.get("history", []), {}
-    if resume is not None:
-        restore_optimizer(optimizer, tensors, info, run_dir / LAST)
-        restore_average(averaged, tensors, run_dir / LAST)
-        resume_point = {**info.get("in_epoch", {}), **{k: v for k, v in tensors.items() if k.startswith("rng.")}}
-        started -= history[-1].get("elapsed_s", 0.0) if history else 0.0  # the clock continues
-    log(summary(model))
-    log(f"run folder: {run_dir}\ndata: {len(train_set):,} training, {len(val_set):,} validation images "
-        f"({config.data.source}{'; validation size chosen automatically' if config.data.val_size is None else ''}"
-        f"); device: {device}, {torch.get_num_threads()} CPU threads"
-        + (f"; {processes.world} processes (torchrun), global batch {config.train.batch_size * processes.world}"
-           if processes.active else ""))  # fmt: skip
-    test_set = load_test(config.data) if config.train.trace_test else None
-    tc = config.train
-    tracker = open_tracker(tc.log, run_dir, to_dict(config), tc.log_uri, tc.log_parent) if processes.main else None
-    return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
-               resume_point, started, tracker or NullTracker(), averaged=averaged)  # fmt: skip
-
-
-def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes, teacher=None):
-    """A new run folder (rank 0 creates it and writes config.json, and a distilled run's teacher probabilities; the
-    others learn its name) and a seeded model holding the training pixels' mean and standard deviation (the seed's
-    norm_input)."""
-    if (config.distill.teacher is None) != (teacher is None):
-        raise DigitlabError("a distilled run needs its teacher's probabilities: train it with `digitlab distill`")
-    run_dir = Path(processes.broadcast(str(new_run_dir(out)) if processes.main else None))
-    model = seeded_model(config, train_set)
-    if processes.main:
-        split = {"train_images": len(train_set), "val_images": len(val_set)}
-        write_json(run_dir / CONFIG, {"config": to_dict(config), "env": environment(), "split": split})
-        if teacher is not None:
-            save_teacher(run_dir / TEACHER, teacher, config.distill.teacher)
-    processes.barrier()  # the folder's files are written before any process reads them
-    return run_dir, model, {}, {}
-
-
-def seeded_model(config: RunConfig, train_set: Digits) -> torch.nn.Module:
-    """The config's model with weights seeded by the run's seed and the input normalisation set to the training
-    pixels' mean and standard deviation (the seed's norm_input)."""
-    torch.manual_seed(config.train.seed)  # weight initialisation
-    model = build_model(config.model)
-    pixels = train_set.images.float()
-    model.normalize.mean.fill_(pixels.mean().item())
-    model.normalize.std.fill_(pixels.std().item())
-    return model
-
-
-def load_resumable(run_dir: Path, config: RunConfig):
-    """(model, metadata, tensors) of last.safetensors, checked to be resumable with `config`."""
-    model, recorded, info, tensors = load_checkpoint(run_dir / LAST)
-    changed = differences(to_dict(recorded), to_dict(config))
-    if changed:
-        raise DigitlabError(f"{run_dir} was trained with another config ({'; '.join(changed[:4])}); resume it "
-                            "with its own settings, or train a new run")  # fmt: skip
-    for key in ("history", "optimizer_param_groups"):
-        if key not in info:
-            raise DigitlabError(f"{run_dir / LAST}: metadata has no '{key}': not a resumable checkpoint")
-    if info.get("in_epoch", {}).get("step") and not {"rng.augment", "rng.torch"} <= tensors.keys():
-        raise DigitlabError(f"{run_dir / LAST}: a mid-epoch checkpoint without its random generator states")
-    return model, info, tensors
-
-
-def restore_average(averaged: AveragedModel | None, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Put the weight average saved in last.safetensors (`ema.` tensors) back."""
-    if averaged is None:
-        return
-    state = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
-    if not state:
-        raise DigitlabError(f"{path}: no weight average (ema.*) in a checkpoint of a run with ema")
-    try:
-        averaged.load_state_dict(state)
-    except RuntimeError as e:
-        raise DigitlabError(f"{path}: the weight average does not fit the model ({str(e)[:120]})") from None
-
-
-def resume_config(run_dir: str | Path, source: str | None = None, data_dir: str | None = None) -> RunConfig:
-    """The config to resume `run_dir` with: the one recorded in its checkpoint, except that data paths stored there
-    are not trusted. A run trained on a file resumes only when the user names that file again (`source`); the data
-    cache is the default one unless `data_dir` is given."""
-    _, info = read_checkpoint(Path(run_dir) / LAST)
-    recorded = from_dict(RunConfig, info.get("config"), where=f"{Path(run_dir) / LAST}: config")
-    if recorded.data.source not in DATASETS and source != recorded.data.source:
-        raise DigitlabError(
-            f"{run_dir} was trained on the file {recorded.data.source!r}: pass --data with that path "
-            "to resume it (paths stored in a checkpoint are not opened by themselves)"
-        )
-    return dataclasses.replace(recorded, data=dataclasses.replace(recorded.data, data_dir=data_dir))
-
-
 def start_epoch(run: Run, number: int) -> Epoch:
     """Seed the epoch's data order, augmentation and dropout from (seed, epoch); continue a resumed epoch's streams."""
     seed = run.config.train.seed
@@ -444,12 +238,6 @@ def save_mid_epoch_if_due(run: Run, epoch: Epoch, steps_done: int, stop_requeste
         progress.close()
         raise Interrupted(f"interrupted in epoch {epoch.number}, step {steps_done}/{run.steps_per_epoch}; "
                           f"checkpoint saved. Resume with:\n  digitlab train --resume {run.run_dir}")  # fmt: skip
-
-
-def save_last(run: Run, epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
-    meta = {"epoch": epochs_done, "history": run.history, **({"in_epoch": in_epoch} if in_epoch else {})}
-    average = {} if run.averaged is None else {f"ema.{k}": v for k, v in run.averaged.state_dict().items()}
-    save_checkpoint(run.run_dir / LAST, run.model, run.config, meta, optimizer=run.optimizer, rng=rng, extra=average)
 
 
 def save_mid_epoch(run: Run, epoch: Epoch, steps_done: int) -> None:

@@ -17,7 +17,7 @@ from digitlab.config import DataConfig, RunConfig
 from digitlab.data import load_train_val
 from digitlab.engines import TorchEngine
 from digitlab.errors import DataError
-from digitlab.train import training_targets
+from digitlab.state import training_targets
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def test_trace_test_observes_the_test_set_and_chooses_nothing(tmp_path, data_dir
 
 
 def test_autocast_is_bf16_on_cuda_or_when_asked_and_off_otherwise():
-    from digitlab.train import autocast_dtype
+    from digitlab.state import autocast_dtype
 
     assert autocast_dtype("auto", torch.device("cuda")) is torch.bfloat16
     assert autocast_dtype("auto", torch.device("cpu")) is None
