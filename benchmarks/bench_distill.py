@@ -50,7 +50,7 @@ def student(teacher: Path, weight: float, seed: int, extra: list[str], tag: str)
 
 
 def speeds(run: Path, images: torch.Tensor, name: str) -> dict:
-    onnx = export_onnx(run, OUT / f"bench_distill_{name}.onnx", verify=False)["out"]
+    onnx = export_onnx(run, OUT / f"bench_distill_{name}.onnx", verify=False, force=True)["out"]
     return {
         "onnx": rate(OnnxEngine(Path(onnx)), images, 64),
         "torch": rate(TorchEngine(run / "model.safetensors"), images, 64),
