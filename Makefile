@@ -20,7 +20,7 @@ train: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 quick: install
 	$(BIN)/pytest -q -m "not slow"
