@@ -57,6 +57,10 @@ def test_student_learns_from_the_teacher_on_its_split_and_keeps_its_probabilitie
 
     r = run_cli("evaluate", str(student), "--data-dir", str(data_dir))
     assert r.returncode == 0 and "accuracy" in r.stdout, r.stderr
+    (student / "metrics.json").unlink()  # as if stopped before the end: resume finishes it, teacher long gone
+    r = run_cli("train", "--resume", str(student), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((student / "metrics.json").read_text())["test"] == metrics["test"]
 
 
 def test_without_a_teacher_the_targets_are_the_labels(tmp_path, data_dir):
