@@ -1,0 +1,362 @@
+"""The `digitlab` command line's grammar: every subcommand and flag, in argparse (`build_parser`).
+
+Flags default to None so that a recipe's value stands unless a flag is given; cli.py maps the parsed flags onto the
+config dataclasses and runs the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .config import RECIPE_NAMES, RunConfig, recipe
+
+ENGINES = ["auto", "torch", "onnx"]
+
+
+def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+    p.add_argument(
+        "--data",
+        default=default,
+        help="dataset name (mnist, fashion-mnist) or a labelled file/folder: "
+        "Kaggle train.csv, .npz, or a folder of IDX files (default: mnist)",
+    )
+    p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
+
+
+def lr_value(text: str) -> float | str:
+    if text == "suggested":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither a number nor 'suggested'") from None
+
+
+def add_log_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log", choices=["none", "tensorboard", "mlflow"], help="experiment tracking (pip install "
+                   "'digitlab[track]'): TensorBoard files in the run folder, or an MLflow run")  # fmt: skip
+    p.add_argument("--log-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+
+
+AUGMENT_OPTIONS = {  # augmentation fields beyond the seed's: flag -> help (augment.py says how each works)
+    "elastic": "elastic distortion: peak displacement in pixels (0: off)",
+    "stroke": "probability of a thinner or thicker stroke",
+    "blur": "probability of a Gaussian blur",
+    "contrast": "probability of faint ink on grey paper",
+    "noise": "probability of Gaussian noise",
+    "invert": "probability of inverting an image",
+    "erase": "probability of random erasing",
+    "hflip": "probability of a horizontal flip (clothing; never digits)",
+}
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """Flags default to None: the recipe's value stands unless a flag is given."""
+    p.add_argument(
+        "--recipe",
+        choices=RECIPE_NAMES,
+        default="reference",
+        help="starting settings: reference (the seed's CNN and training), fast (time to accuracy on a "
+        "CPU), best (single-model accuracy); the flags below change single fields",
+    )
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=lr_value, help="peak learning rate, or 'suggested': the one `digitlab lr-find` saved "
+                   "in --lr-find DIR")  # fmt: skip
+    p.add_argument("--lr-find", metavar="DIR", default="runs/lr-find", help="where --lr suggested reads lr_find.json")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--schedule", choices=["onecycle", "cosine", "constant"])
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--ema", type=float, metavar="DECAY", help="average the weights with this decay per step "
+                   "(e.g. 0.999; 0: off); validation, the kept model and the test use the average")  # fmt: skip
+    p.add_argument("--arch", choices=["reference", "compact"])
+    p.add_argument("--width", type=int, help="compact model: channels of the first convolution")
+    p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
+    p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
+    for name, meaning in AUGMENT_OPTIONS.items():
+        p.add_argument(f"--{name}", type=float, help=meaning)
+    p.add_argument("--val-size", type=int)
+    p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 autocast on CUDA, else fp32")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training forward")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="also checkpoint every STEPS optimizer steps (default: at the end of each epoch)",
+    )
+    p.add_argument(
+        "--trace-test",
+        action="store_true",
+        default=None,
+        help="benchmarks: record the test accuracy of the validation-chosen model after each epoch",
+    )
+    add_log_flags(p)
+    add_data_flags(p, default=None)
+
+
+def recipe_epilog() -> str:
+    """The recipes' values, so that --help shows what a flag left out means."""
+    lines = ["recipe values (a flag changes one of them):"]
+    for name in RECIPE_NAMES:
+        c = recipe(name)
+        lines.append(
+            f"  {name}: --arch {c.model.arch} --epochs {c.train.epochs} --batch-size {c.train.batch_size} "
+            f"--optimizer {c.train.optimizer} --lr {c.train.lr:g} --weight-decay {c.train.weight_decay:g} "
+            f"--label-smoothing {c.train.label_smoothing:g} --dropout {c.model.dropout:g} "
+            f"--{'' if c.augment.enabled else 'no-'}augment"
+        )
+    return "\n".join(lines)
+
+
+def add_data_commands(sub) -> None:
+    data = sub.add_parser("data", help="fetch datasets, write Kaggle-format CSVs, score submissions")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="download and verify a dataset into the cache")
+    fetch.add_argument("dataset", nargs="?", default="mnist", choices=["mnist", "fashion-mnist"])
+    fetch.add_argument("--data-dir")
+    kaggle = data_sub.add_parser("kaggle-csv", help="write Kaggle train.csv, test.csv and answers.csv from MNIST")
+    kaggle.add_argument("--out", required=True)
+    kaggle.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    kaggle.add_argument("--data-dir")
+    kaggle.add_argument("--seed", type=int, default=0)
+    add_force_flag(kaggle)
+    score = data_sub.add_parser("score", help="accuracy of a submission against an answers file")
+    score.add_argument("submission")
+    score.add_argument("answers")
+
+
+def add_force_flag(p: argparse.ArgumentParser, what: str = "replace existing output files") -> None:
+    p.add_argument("--force", action="store_true", help=what)
+
+
+def add_reject_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reject-below",
+        metavar="auto|P",
+        help='answer "not a digit" for images less typical than a share P of validation digits (auto: 0.005); '
+        "needs digitlab calibrate RUN_DIR first",
+    )
+
+
+def add_ray_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ray", metavar="ADDRESS", help="train each run as a Ray task: local (start Ray here), auto (join "
+                   "this machine's cluster) or ray://host:10001; needs pip install 'digitlab[cluster]'")  # fmt: skip
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="CPUs per Ray task (its torch threads; default 1)")
+    p.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per Ray task; a fraction shares a GPU")
+
+
+def ray_options(args: argparse.Namespace):
+    from .cluster import RayOptions
+
+    return RayOptions(args.ray, args.ray_cpus, args.ray_gpus) if args.ray else None
+
+
+def add_train_command(sub) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        epilog=recipe_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_train_flags(train)
+    train.add_argument("--out", help="run folder (default: runs/<date-time>)")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run where its checkpoint stopped "
+        "(a run trained on a file needs --data FILE again)",
+    )
+
+
+def add_distill_command(sub) -> None:
+    distill = sub.add_parser(
+        "distill",
+        help="train a small student on a teacher's probabilities and the labels (default recipe: fast)",
+        epilog=recipe_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    distill.add_argument("teacher", help="a run folder or an ensemble folder")
+    distill.add_argument("--weight", type=float, help="share of the teacher's probabilities in each target "
+                         "(default 0.7; the rest is the label)")  # fmt: skip
+    distill.add_argument("--out", help="run folder (default: runs/<date-time>)")
+    add_train_flags(distill)
+    distill.set_defaults(recipe="fast")
+
+
+def add_ensemble_command(sub) -> None:
+    ensemble = sub.add_parser(
+        "ensemble",
+        help="train K members with different seeds and average them",
+        epilog=recipe_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
+    ensemble.add_argument(
+        "--tta",
+        action="store_true",
+        help="predict and serve average over fixed one-pixel shifts too (both are always measured)",
+    )
+    ensemble.add_argument(
+        "--jobs",
+        type=int,
+        help="members trained at a time, each in its own process (default: "
+        "one per CUDA device when there are several, else 1)",
+    )
+    ensemble.add_argument(
+        "--out",
+        default="runs/ensemble",
+        help="ensemble folder (re-running reuses members trained with the same config)",
+    )
+    add_force_flag(ensemble, "retrain members whose folders hold another config")
+    add_ray_flags(ensemble)
+    add_train_flags(ensemble)
+
+
+def add_inference_commands(sub) -> None:
+    evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
+    evaluate.add_argument("run", metavar="RUN_DIR")
+    add_data_flags(evaluate)
+    evaluate.add_argument("--split", choices=["train", "test"], default="test", help="split of a named dataset")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--engine", choices=ENGINES, default="auto")
+    add_reject_flag(evaluate)
+
+    predict = sub.add_parser("predict", help="write a Kaggle submission (ImageId,Label)")
+    predict.add_argument("run", metavar="RUN_DIR")
+    predict.add_argument("--input", required=True, help="test.csv, an IDX image file or .npz")
+    predict.add_argument("--out", required=True, help="submission CSV to write")
+    predict.add_argument("--device", default="auto")
+    predict.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="auto",
+        help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch",
+    )
+    add_force_flag(predict)
+    add_reject_flag(predict)
+
+    export = sub.add_parser(
+        "export",
+        help="export a run's model to ONNX (pixels 0..255 in, probabilities out), or as a static web page",
+    )
+    export.add_argument("run", metavar="RUN_DIR")
+    export.add_argument(
+        "--format",
+        choices=["onnx", "web"],
+        default="onnx",
+        help="onnx: one .onnx file; web: a folder with the drawing page running the model in the browser",
+    )
+    export.add_argument("--out", help="output file (default: RUN_DIR/model.onnx); for --format web a folder (required)")
+    export.add_argument("--no-verify", action="store_true", help="skip the comparison with PyTorch")
+    export.add_argument("--ort-package", help="onnxruntime-web npm tarball at hand (default: npm pack, cached)")
+    add_force_flag(export)
+
+    serve = sub.add_parser("serve", help="HTTP API and a drawing page for a run's model or an .onnx file")
+    serve.add_argument("target", metavar="RUN_DIR|model.onnx")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--engine", choices=ENGINES, default="auto")
+    add_reject_flag(serve)
+
+    calibrate = sub.add_parser(
+        "calibrate", help='fit the temperature and the "not a digit" test on a run\'s validation split, and measure'
+    )
+    calibrate.add_argument("run", metavar="RUN_DIR")
+
+
+def add_lr_find_command(sub) -> None:
+    lr_find = sub.add_parser("lr-find", help="learning-rate range test: loss against an exponentially growing rate, "
+                             "a plot and a suggested peak rate", epilog=recipe_epilog(),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    add_train_flags(lr_find)
+    lr_find.add_argument("--steps", type=int, default=200, help="batches to train (default 200)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-6)
+    lr_find.add_argument("--end-lr", type=float, default=1.0)
+    lr_find.add_argument("--out", default="runs/lr-find", help="folder for lr_find.json and lr_find.png")
+
+
+def add_lab_command(sub) -> None:
+    d = RunConfig()
+    lab = sub.add_parser(
+        "lab",
+        help="measure what dropout, batch norm and augmentation each do",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    lab.add_argument(
+        "--strategies",
+        default="none,dropout,bn,augment,all",
+        help="comma-separated: none, all, dropout, bn, augment, or '+'-joined like dropout+bn",
+    )
+    lab.add_argument("--epochs", type=int, default=10)
+    lab.add_argument("--train-size", type=int, default=5000, help="training images per run (stratified sub-sample)")
+    lab.add_argument(
+        "--sizes", help="comma-separated sweep of training sizes, e.g. 1000,5000,all (overrides --train-size)"
+    )
+    lab.add_argument("--repeats", type=int, default=1, help="seeds per configuration (mean ± std)")
+    lab.add_argument("--batch-size", type=int, default=d.train.batch_size)
+    lab.add_argument("--lr", type=float, default=d.train.lr)
+    lab.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability where it is on")
+    lab.add_argument("--val-size", type=int, help="validation images (default: 5,000 or 10 %%, whichever is smaller)")
+    lab.add_argument("--seed", type=int, default=d.train.seed)
+    lab.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.train.device)
+    lab.add_argument("--threads", type=int, help="CPU threads per run (default: torch's, one per core)")
+    lab.add_argument("--out", default="labs/lab", help="lab folder")
+    add_force_flag(lab, "retrain configurations whose runs hold another config or finished already")
+    add_ray_flags(lab)
+    add_log_flags(lab)
+    add_data_flags(lab)
+
+
+def add_report_commands(sub) -> None:
+    report = sub.add_parser("report", help="write report.html for a run")
+    report.add_argument("run", metavar="RUN_DIR")
+    report.add_argument("--out", help="HTML file (default: RUN_DIR/report.html)")
+    add_force_flag(report)
+
+    robust = sub.add_parser(
+        "robustness", help="accuracy under MNIST-C-style corruptions and on handwriting-font digits (robustness.json)"
+    )
+    robust.add_argument("run", metavar="RUN_DIR", help="a run or ensemble folder, or a checkpoint/.onnx file")
+    robust.add_argument("--out", help="JSON file (default: RUN_DIR/robustness.json)")
+    robust.add_argument("--engine", choices=ENGINES, default="auto")
+    robust.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default: 0)")
+    robust.add_argument("--limit", type=int, help="only the first N test images (default: all)")
+    robust.add_argument(
+        "--fonts", nargs="+", help="font files to type digits in (default: installed handwriting fonts)"
+    )
+    add_force_flag(robust)
+
+    summary = sub.add_parser("summary", help="Keras-style model summary")
+    summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
+    summary.add_argument("--recipe", choices=RECIPE_NAMES, default="reference")
+    summary.add_argument("--arch", choices=["reference", "compact"])
+    summary.add_argument("--width", type=int)
+    summary.add_argument("--dropout", type=float)
+    summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digitlab", description="Train, diagnose and ship handwritten-digit classifiers."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        add_data_commands,
+        add_train_command,
+        add_distill_command,
+        add_ensemble_command,
+        add_lr_find_command,
+        add_inference_commands,
+        add_lab_command,
+        add_report_commands,
+    ):
+        add(sub)
+    return parser
