@@ -10,7 +10,7 @@ Hinton et al.'s distillation loss at temperature 1, the temperature Beyer et al.
 teacher is patient and consistent", 2022) found best for matching a teacher's function. The teacher is any run or
 ensemble folder, read through the Engine interface (an ensemble's members averaged, with its TTA switch). Its
 probabilities are computed once, on the student's un-augmented training images, and kept in the run folder
-(`teacher.safetensors`, written by train.py), so resuming needs neither the teacher nor its time again.
+(`teacher.safetensors`, written and read by state.py), so resuming needs neither the teacher nor its time again.
 
 Honesty: the student takes the teacher's data settings (source, validation size, sub-sample and split seed), so its
 validation images are images the teacher never trained on, and the teacher never sees the test set.
