@@ -9,8 +9,9 @@ transform matrix, so the ranges mean what they meant there: rotation ±8°, shif
 zoom factor in [0.92, 1.08] drawn separately for x and y.
 
 Beyond the seed, each off unless its AugmentConfig field is set, all batched and drawn from the same generator:
-elastic distortion, horizontal flip (clothing only), stroke width, Gaussian blur, lower contrast, inversion,
-Gaussian noise and random erasing — the pen, paper and scanner differences the robustness suite measures.
+elastic distortion, horizontal flip (clothing only), hollow strokes, stroke width, ink lines across the paper, Gaussian
+blur, lower contrast, inversion, Gaussian noise and random erasing — the pen, paper and scanner differences the
+robustness suite measures.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ def random_affine_matrices(n: int, config: AugmentConfig, generator: torch.Gener
 def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Randomly distort a float batch (N, 1, 28, 28), pixels 0..255; a disabled config returns it unchanged.
 
-    The whole policy, in order: geometry (affine, elastic), then the pen and the scan (flip, stroke width, blur,
-    contrast, inversion, noise, erasing). A step whose strength is 0 draws nothing from the generator, so the seed's
+    The whole policy, in order: geometry (affine, elastic), then the pen (flip, outline, stroke width), the paper (ink
+    lines) and the scan (blur, contrast, inversion, noise, erasing). A step whose strength is 0 draws nothing from the generator, so the seed's
     random stream, and every run made before these options existed, is unchanged."""
     if not config.enabled:
         return images
@@ -63,7 +64,9 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
         grid = grid + elastic_displacement(len(images), config.elastic, generator, images)
     x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     x = _where(chosen(x, config.hflip, generator), x.flip(-1), x)
+    x = _where(chosen(x, config.outline, generator), outline(x), x)
     x = stroke_width(x, config.stroke, generator)
+    x = ink_lines(x, config.lines, generator)
     x = gaussian_blur(x, config.blur, generator)
     x = lower_contrast(x, config.contrast, generator)
     x = _where(chosen(x, config.invert, generator), 255 - x, x)
@@ -116,6 +119,40 @@ def stroke_width(x: torch.Tensor, probability: float, generator: torch.Generator
     pooled = torch.where(thicker[mask], F.max_pool2d(padded, 2, 1), -F.max_pool2d(-padded, 2, 1))
     changed[mask] = pooled
     return changed
+
+
+def outline(x: torch.Tensor) -> torch.Tensor:
+    """Hollow strokes: the rim a 3 x 3 grey dilation adds around the ink, stretched back to the image's full ink level
+    (the inside of each stroke goes dark) — what outline pens, bubble digits and outline fonts look like."""
+    rim = F.max_pool2d(x, 3, 1, padding=1) - x
+    peak = x.amax((1, 2, 3), keepdim=True)
+    return (rim * peak / rim.amax((1, 2, 3), keepdim=True).clamp_min(1e-6)).clamp(0, 255)
+
+
+def ink_lines(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+    """One straight ink line across the chosen images: any angle, through a point in the middle 20 x 20 pixels,
+    0.5-2 pixels wide (anti-aliased by distance), 50-100 % of full ink, solid or (half of them) dashed with a
+    3-6-pixel period — ruled paper, box borders and dotted guides on forms."""
+    mask = chosen(x, probability, generator)
+    if mask is None:
+        return x
+    n, side = len(x), x.shape[-1]
+    draw = torch.rand(n, 7, generator=generator, device=x.device, dtype=x.dtype)
+    angle = math.pi * draw[:, 0]
+    centre_x, centre_y = 4 + 20 * draw[:, 1], 4 + 20 * draw[:, 2]
+    half_width = 0.25 + 0.75 * draw[:, 3]
+    ink = 127.5 + 127.5 * draw[:, 4]
+    period = 3 + 3 * draw[:, 5]
+    dashed = draw[:, 6] < 0.5
+    coords = torch.arange(side, device=x.device, dtype=x.dtype)
+    cols, rows = coords[None, None, :] - centre_x[:, None, None], coords[None, :, None] - centre_y[:, None, None]
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    across = (rows * cos - cols * sin).abs()  # (N, 28, 28): distance from the line, pixels
+    along = cols * cos + rows * sin  # position along the line, pixels
+    profile = (half_width[:, None, None] + 0.5 - across).clamp(0, 1)
+    gap = dashed[:, None, None] & (torch.remainder(along, period[:, None, None]) >= period[:, None, None] / 2)
+    line = (ink[:, None, None] * profile).masked_fill(gap, 0)[:, None]  # (N, 1, 28, 28)
+    return _where(mask, torch.maximum(x, line), x)
 
 
 def gaussian_blur(x: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:

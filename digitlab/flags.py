@@ -47,6 +47,8 @@ AUGMENT_OPTIONS = {  # augmentation fields beyond the seed's: flag -> help (augm
     "invert": "probability of inverting an image",
     "erase": "probability of random erasing",
     "hflip": "probability of a horizontal flip (clothing; never digits)",
+    "outline": "probability of hollow (outline-only) strokes",
+    "lines": "probability of a solid or dashed ink line across the paper",
 }
 
 

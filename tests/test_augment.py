@@ -94,7 +94,7 @@ def test_shift_only_moves_a_dot_within_the_configured_fraction(shift):
 
 
 # ------------------------------------------------------------------------------------------- robustness options
-ROBUST_OPTIONS = ("elastic", "stroke", "blur", "contrast", "noise", "invert", "erase", "hflip")
+ROBUST_OPTIONS = ("elastic", "stroke", "blur", "contrast", "noise", "invert", "erase", "hflip", "outline", "lines")
 
 
 @pytest.mark.parametrize("name", ROBUST_OPTIONS)
@@ -132,3 +132,23 @@ def test_options_are_validated():
         AugmentConfig(blur=1.5)
     with pytest.raises(Exception, match="elastic"):
         AugmentConfig(elastic=-1)
+
+
+def test_outline_keeps_the_rim_and_hollows_the_stroke():
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 8:20, 12:17] = 255  # a 5-pixel-wide bar
+    out = augment_batch(x, dataclasses.replace(ZERO, outline=1.0), make_generator(0, "cpu"))
+    assert float(out[0, 0, 14, 14]) == 0  # the inside of the stroke is dark
+    assert float(out[0, 0, 14, 11]) == 255 and float(out[0, 0, 14, 17]) == 255  # the rim next to it is ink
+    assert float(out[0, 0, 2, 2]) == 0  # paper far away stays paper
+
+
+def test_lines_only_add_ink_along_one_line():
+    x = batch(64)
+    out = augment_batch(x, dataclasses.replace(ZERO, lines=1.0), make_generator(3, "cpu"))
+    assert torch.all(out >= x - 1e-3)  # ink is added, never removed (1e-3: the identity resampling's rounding)
+    added = (out - x > 1).float().sum((1, 2, 3))
+    assert added.max() <= 28 * 28 * 0.4  # a line of at most ~4.5 pixels wide, not a blot
+    blank = torch.zeros(64, 1, 28, 28)
+    drawn = augment_batch(blank, dataclasses.replace(ZERO, lines=1.0), make_generator(3, "cpu"))
+    assert (drawn.amax((1, 2, 3)) >= 127.5 * 0.5).all()  # every chosen blank page gets a visible line
