@@ -54,8 +54,8 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
     """Randomly distort a float batch (N, 1, 28, 28), pixels 0..255; a disabled config returns it unchanged.
 
     The whole policy, in order: geometry (affine, elastic), then the pen (flip, outline, stroke width), the paper (ink
-    lines) and the scan (blur, contrast, inversion, noise, erasing). A step whose strength is 0 draws nothing from the generator, so the seed's
-    random stream, and every run made before these options existed, is unchanged."""
+    lines) and the scan (blur, contrast, inversion, noise, erasing). A step whose strength is 0 draws nothing from
+    the generator, so the seed's random stream, and every run made before these options existed, is unchanged."""
     if not config.enabled:
         return images
     theta = random_affine_matrices(len(images), config, generator, images.device).to(images.dtype)
