@@ -71,7 +71,10 @@ def lab_configs(args: argparse.Namespace):
     except ValueError:
         raise DigitlabError(f"--sizes '{args.sizes}': expected comma-separated integers or 'all'") from None
     lab = LabConfig(
-        strategies=tuple(s.strip() for s in args.strategies.split(",")), sizes=parsed_sizes, repeats=args.repeats
+        strategies=tuple(s.strip() for s in args.strategies.split(",")),
+        sizes=parsed_sizes,
+        repeats=args.repeats,
+        robustness=args.robustness,
     )
     base = override(
         RunConfig(),

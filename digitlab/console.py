@@ -106,7 +106,7 @@ def bar(label: str, total: float | None, unit: str = "steps"):
 
 def table(title: str, header: list[str], rows: list[list[str]], plain: str | None = None, log=print) -> None:
     """A table: drawn by rich on a terminal; elsewhere `plain` (e.g. Markdown) or right-aligned columns via `log`."""
-    if wanted() and sys.stdout.isatty():
+    if log is print and wanted() and sys.stdout.isatty():  # rich draws only for a caller that prints
         from rich.console import Console
         from rich.table import Table
 

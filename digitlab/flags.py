@@ -294,7 +294,8 @@ def add_lab_command(sub) -> None:
     lab.add_argument(
         "--strategies",
         default="none,dropout,bn,augment,all",
-        help="comma-separated: none, all, dropout, bn, augment, or '+'-joined like dropout+bn",
+        help="comma-separated: none, all, dropout, bn, augment, robust (the robust recipe's augmentation options), "
+        "or '+'-joined like dropout+bn or all+robust",
     )
     lab.add_argument("--epochs", type=int, default=10)
     lab.add_argument("--train-size", type=int, default=5000, help="training images per run (stratified sub-sample)")
@@ -302,6 +303,8 @@ def add_lab_command(sub) -> None:
         "--sizes", help="comma-separated sweep of training sizes, e.g. 1000,5000,all (overrides --train-size)"
     )
     lab.add_argument("--repeats", type=int, default=1, help="seeds per configuration (mean ± std)")
+    lab.add_argument("--robustness", type=int, default=0, metavar="N", help="also measure every run on the first N "
+                     "test images under the robustness suite (needs 'digitlab[robust]'; 0: off)")  # fmt: skip
     lab.add_argument("--batch-size", type=int, default=d.train.batch_size)
     lab.add_argument("--lr", type=float, default=d.train.lr)
     lab.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability where it is on")

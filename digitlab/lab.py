@@ -1,11 +1,15 @@
 """The overfitting lab: measure what dropout, batch norm and augmentation each do, on the same data and budget.
 
-Each configuration is the base run with only the three strategy switches changed; every configuration of one repeat
-shares the seed, hence the same validation split, training subset, initial weights and data order. The clean training
-set is measured each epoch in eval mode, so the generalisation gap (train - validation) is not blurred by augmented
-batches or active dropout. Runs live in LAB_DIR/runs/; a finished run (one with metrics.json and the same config) is
-reused when the lab is run again, an interrupted one resumes from its last epoch, a folder holding a run of another
-config is refused (naming the differing fields), and `--force` retrains.
+Each configuration is the base run with only the strategy switches changed (the seed's three, and `robust`: the
+augmentation options of the `robust` recipe on top of the seed's augmentation, so that augmentation policies can be
+compared); every configuration of one repeat shares the seed, hence the same validation split, training subset,
+initial weights and data order. The clean training set is measured each epoch in eval mode, so the generalisation
+gap (train - validation) is not blurred by augmented batches or active dropout. Runs live in LAB_DIR/runs/; a
+finished run (one with metrics.json and the same config) is reused when the lab is run again, an interrupted one
+resumes from its last epoch, a folder holding a run of another config is refused (naming the differing fields), and
+`--force` retrains. With `robustness` set, every run is also measured on that many test images under the robustness
+suite (robustness.py; kept as the run's robustness.json and reused), and the table gains the mean corrupted accuracy
+and the font digits' accuracy.
 """
 
 from __future__ import annotations
@@ -20,16 +24,18 @@ import numpy as np
 
 from . import console
 from .cluster import RayOptions, train_on_ray
-from .config import RunConfig, override, to_dict
+from .config import AugmentConfig, RunConfig, override, recipe, to_dict
 from .errors import DigitlabError
 from .formats import atomic_write
 from .lab_report import table_markdown, table_rows, write_lab_outputs
-from .runs import HISTORY_JSON, LAB, METRICS, claim_run, read_json
+from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, claim_run, read_json
 from .tracking import close_parent, open_parent
 from .train import train
 
-SWITCHES = ("dropout", "bn", "augment")
-NAMED = {"none": (), "dropout": ("dropout",), "bn": ("bn",), "augment": ("augment",), "all": SWITCHES}
+SWITCHES = ("dropout", "bn", "augment", "robust")
+SEED_SWITCHES = SWITCHES[:3]  # 'all' is the seed's three strategies; 'robust' is asked for by name
+NAMED = {"none": (), "dropout": ("dropout",), "bn": ("bn",), "augment": ("augment",), "all": SEED_SWITCHES}
+ROBUST_FIELDS = ("elastic", "stroke", "blur", "contrast", "noise", "invert", "erase", "outline", "lines")
 
 
 @dataclass(frozen=True)
@@ -37,21 +43,24 @@ class LabConfig:
     strategies: tuple[str, ...] = ("none", "dropout", "bn", "augment", "all")
     sizes: tuple[int | None, ...] = (5000,)  # training-set sizes; None means all remaining training images
     repeats: int = 1
+    robustness: int = 0  # test images each run is measured on under the robustness suite; 0: not measured
 
     def __post_init__(self):
         for name in self.strategies:
             switches(name)
         if self.repeats < 1:
             raise DigitlabError(f"invalid setting: repeats {self.repeats} must be >= 1")
+        if not 0 <= self.robustness <= 10_000:
+            raise DigitlabError(f"invalid setting: robustness {self.robustness} must be 0-10,000 test images")
         if len(set(self.strategies)) != len(self.strategies):
             raise DigitlabError(f"invalid setting: strategies {self.strategies} repeat a configuration")
 
 
 def switches(name: str) -> tuple[str, ...]:
-    """'none', 'all', a single switch, or switches joined by '+' (e.g. 'dropout+bn')."""
+    """'none', 'all', a single switch, or switches joined by '+' (e.g. 'dropout+bn', 'all+robust')."""
     if name in NAMED:
         return NAMED[name]
-    parts = tuple(name.split("+"))
+    parts = tuple(p for part in name.split("+") for p in NAMED.get(part, (part,)))
     unknown = [p for p in parts if p not in SWITCHES]
     if unknown or len(set(parts)) != len(parts):
         raise DigitlabError(f"strategy '{name}': expected none, all, or a '+'-joined list of {', '.join(SWITCHES)}")
@@ -60,12 +69,14 @@ def switches(name: str) -> tuple[str, ...]:
 
 def strategy_config(base: RunConfig, name: str, size: int | None, seed: int) -> RunConfig:
     on = switches(name)
+    policy = recipe("robust").augment if "robust" in on else AugmentConfig()  # off: every robustness option 0
     return override(
         base,
         {
             "model.dropout": base.model.dropout if "dropout" in on else 0.0,
             "model.batch_norm": "bn" in on,
-            "augment.enabled": "augment" in on,
+            "augment.enabled": "augment" in on or "robust" in on,
+            **{f"augment.{field}": getattr(policy, field) for field in ROBUST_FIELDS},
             "data.train_size": size,
             "train.seed": seed,
             "train.eval_train": True,
@@ -85,9 +96,25 @@ def run_cell(config: RunConfig, run_dir: Path, state: str, log) -> tuple[dict, l
     return read_json(run_dir / METRICS, "run metrics"), read_json(run_dir / HISTORY_JSON, "run history")
 
 
-def summarise(metrics: dict, history: list[dict]) -> dict:
+def measure_robustness(run_dir: Path, images: int, log) -> dict:
+    """The run's robustness.json on `images` test images (seed 0): reused when it was measured so before."""
+    from .robustness import SUITE_VERSION, robustness
+
+    path = run_dir / ROBUSTNESS
+    if path.is_file():
+        done = read_json(path, "robustness result")
+        if done.get("images") == images and done.get("suite_version") == SUITE_VERSION and done.get("seed") == 0:
+            return done
+    log(f"  robustness suite on {images:,} test images")
+    return robustness(run_dir, limit=images, force=True, log=lambda *_: None)
+
+
+def summarise(metrics: dict, history: list[dict], robust: dict | None = None) -> dict:
     """The figures of one run that the lab's table reports."""
     last = history[-1]
+    robust_figures = {}
+    if robust is not None:
+        robust_figures = {"corrupted_acc": robust["mean_corrupted_accuracy"], "fonts_acc": robust["fonts"]["accuracy"]}
     return {
         "train_acc_final": last["train_eval_accuracy"],
         "train_acc_best": max(h["train_eval_accuracy"] for h in history),
@@ -98,11 +125,15 @@ def summarise(metrics: dict, history: list[dict]) -> dict:
         "best_val_loss_epoch": min(history, key=lambda h: h["val_loss"])["epoch"],
         "seconds": sum(h["seconds"] for h in history),
         "train_images": metrics["train_images"],
+        **robust_figures,
     }
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+NOTED = {"test_acc": "test accuracy", "corrupted_acc": "mean corrupted accuracy"}
 
 
 def noise_notes(rows: list[dict], key: str = "test_acc") -> list[str]:
@@ -116,7 +147,7 @@ def noise_notes(rows: list[dict], key: str = "test_acc") -> list[str]:
         se = math.sqrt(np.var(va, ddof=1) / len(va) + np.var(vb, ddof=1) / len(vb))
         if abs(diff) < 2 * se:
             notes.append(
-                f"{a['strategy']} vs {b['strategy']} (n={a['size_label']}): test accuracy differs by "
+                f"{a['strategy']} vs {b['strategy']} (n={a['size_label']}): {NOTED[key]} differs by "
                 f"{100 * diff:+.2f} points, within noise (2 standard errors = {200 * se:.2f} points)"
             )
     return notes
@@ -163,9 +194,9 @@ def run_lab(
     with console.bar(f"lab {out.name}", len(cells), "runs") as total:
         for done, (cell, state) in enumerate(zip(cells, states), start=1):
             log(f"[{done}/{len(cells)}] {cell['strategy']}, {cell['size_label']} training images, seed {cell['seed']}")
-            results.setdefault((cell["strategy"], cell["size_label"]), []).append(
-                run_cell(cell["config"], cell["dir"], state, log)
-            )
+            metrics, history = run_cell(cell["config"], cell["dir"], state, log)
+            robust = measure_robustness(cell["dir"], lab.robustness, log) if lab.robustness else None
+            results.setdefault((cell["strategy"], cell["size_label"]), []).append((metrics, history, robust))
             total.update(advance=1)
     close_parent(base.train.log, parent, base.train.log_uri)
     return write_lab(lab, base, out, cells, results, log)
@@ -174,10 +205,10 @@ def run_lab(
 def write_lab(lab: LabConfig, base: RunConfig, out: Path, cells: list[dict], results: dict, log) -> dict:
     """lab.json, the tables, figures and report from every cell's metrics and history."""
     rows, curves = [], {}
-    for (name, size_label), pairs in results.items():
+    for (name, size_label), measured in results.items():  # measured: (metrics, history, robustness) per repeat
         size = next(c["size"] for c in cells if c["strategy"] == name and c["size_label"] == size_label)
-        runs = [summarise(metrics, history) for metrics, history in pairs]
-        curves[(name, size_label)] = [history for _, history in pairs]
+        runs = [summarise(*figures) for figures in measured]
+        curves[(name, size_label)] = [history for _, history, _ in measured]
         rows.append(
             {
                 "strategy": name,
@@ -187,7 +218,8 @@ def write_lab(lab: LabConfig, base: RunConfig, out: Path, cells: list[dict], res
                 **{k: mean_std([r[k] for r in runs]) for k in runs[0]},
             }
         )
-    result = {"lab": to_dict(lab), "base": to_dict(base), "rows": rows, "notes": noise_notes(rows)}
+    notes = noise_notes(rows) + (noise_notes(rows, "corrupted_acc") if lab.robustness else [])
+    result = {"lab": to_dict(lab), "base": to_dict(base), "rows": rows, "notes": notes}
     with atomic_write(out / LAB, "w") as f:
         json.dump(result, f, indent=2, default=str)
     write_lab_outputs(out, result, curves)

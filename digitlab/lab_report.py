@@ -26,6 +26,14 @@ COLUMNS = [  # (key, title, scale, decimals): accuracies in percent (points), lo
     ("best_val_loss_epoch", "best val-loss epoch", 1, 1),
     ("seconds", "time (s)", 1, 1),
 ]
+ROBUSTNESS_COLUMNS = [  # when the lab ran the robustness suite (lab --robustness N)
+    ("corrupted_acc", "mean corrupted acc %", 100, 2),
+    ("fonts_acc", "font digits acc %", 100, 2),
+]
+
+
+def columns(rows: list[dict]) -> list[tuple]:
+    return COLUMNS + [column for column in ROBUSTNESS_COLUMNS if column[0] in rows[0]]
 
 
 def cell(mean: float, std: float, scale: float, decimals: int) -> str:
@@ -34,9 +42,10 @@ def cell(mean: float, std: float, scale: float, decimals: int) -> str:
 
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["configuration", "train images"] + [title for _, title, _, _ in COLUMNS]
+    shown = columns(rows)
+    header = ["configuration", "train images"] + [title for _, title, _, _ in shown]
     body = [
-        [r["strategy"], r["size_label"]] + [cell(*r[key], scale, decimals) for key, _, scale, decimals in COLUMNS]
+        [r["strategy"], r["size_label"]] + [cell(*r[key], scale, decimals) for key, _, scale, decimals in shown]
         for r in rows
     ]
     return header, body
@@ -51,15 +60,25 @@ def table_markdown(rows: list[dict]) -> str:
 def table_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
+    shown = columns(rows)
     writer.writerow(
         ["configuration", "train_images", "repeats"]
-        + [f"{key}_{stat}" for key, *_ in COLUMNS for stat in ("mean", "std")]
+        + [f"{key}_{stat}" for key, *_ in shown for stat in ("mean", "std")]
     )
     for r in rows:
         writer.writerow(
-            [r["strategy"], r["size_label"], len(r["runs"])] + [f"{v:.6g}" for key, *_ in COLUMNS for v in r[key]]
+            [r["strategy"], r["size_label"], len(r["runs"])] + [f"{v:.6g}" for key, *_ in shown for v in r[key]]
         )
     return buf.getvalue()
+
+
+def robustness_note(lab: dict) -> str:
+    if not lab.get("robustness"):
+        return ""
+    return (
+        f" Each run was also measured on the first {lab['robustness']:,} test images under every corruption of "
+        "`digitlab robustness` (mean corrupted accuracy) and on digits typed in handwriting fonts."
+    )
 
 
 def write_lab_outputs(out: Path, result: dict, curves: dict) -> None:
@@ -89,7 +108,9 @@ def write_lab_outputs(out: Path, result: dict, curves: dict) -> None:
             f"{', '.join(r for r in dict.fromkeys(r['size_label'] for r in rows))}; {lab['repeats']} "
             f"repeat(s); {result['base']['train']['epochs']} epochs each. Every configuration of a "
             "repeat shares the seed, the validation split and the training subset; only the strategy "
-            "switches differ. Test accuracy is of the model chosen by validation accuracy.</p>",
+            "switches differ. Test accuracy is of the model chosen by validation accuracy."
+            + robustness_note(lab)
+            + "</p>",
         ),
         ("table", "Results", table_html(header, body) + notes),
         ("curves", "Validation curves", img_tag(figures["curves.png"], "validation curves")),

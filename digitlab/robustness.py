@@ -186,7 +186,9 @@ def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = Non
     }  # fmt: skip
 
 
-def robustness(target, out=None, engine: str = "auto", seed: int = 0, limit=None, fonts=None, force=False) -> dict:
+def robustness(
+    target, out=None, engine: str = "auto", seed: int = 0, limit=None, fonts=None, force=False, log=print
+) -> dict:
     """Measure, write robustness.json (default: in the run folder), print the table; returns the result."""
     target = Path(target)
     if out is None and not target.is_dir():
@@ -197,7 +199,10 @@ def robustness(target, out=None, engine: str = "auto", seed: int = 0, limit=None
         json.dump(result, f, indent=2)
     rows = robustness_rows(result)
     console.table(
-        f"robustness of {result['model']['model']} ({result['images']:,} test images)", ["set", "accuracy"], rows
+        f"robustness of {result['model']['model']} ({result['images']:,} test images)",
+        ["set", "accuracy"],
+        rows,
+        log=log,
     )
-    print(f"worst corruption: {result['worst']['corruption']} ({result['worst']['accuracy']:.2%}); wrote {path}")
+    log(f"worst corruption: {result['worst']['corruption']} ({result['worst']['accuracy']:.2%}); wrote {path}")
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 
 import pytest
@@ -10,7 +11,7 @@ from browser import check_report_in_browser
 from conftest import run_cli
 
 from digitlab.checkpoint import load_checkpoint
-from digitlab.config import RunConfig
+from digitlab.config import RunConfig, recipe
 from digitlab.errors import DigitlabError
 from digitlab.lab import LabConfig, noise_notes, strategy_config, switches
 
@@ -108,6 +109,12 @@ def test_strategy_parsing_and_noise_notes():
         LabConfig(strategies=("none", "none"))
     base = RunConfig()
     assert strategy_config(base, "none", 1000, 3).train.seed == 3
+    assert switches("all+robust") == ("dropout", "bn", "augment", "robust")
+    with pytest.raises(DigitlabError):
+        switches("all+bn")
+    robust = strategy_config(base, "bn+robust", None, 0).augment
+    assert robust.enabled and robust == recipe("robust").augment  # the robust recipe's whole policy
+    assert strategy_config(strategy_config(base, "bn+robust", None, 0), "augment", None, 0).augment == base.augment
     runs = lambda values: [{"test_acc": v} for v in values]  # noqa: E731
     rows = [
         {"strategy": "a", "size": 1, "size_label": "1", "runs": runs([0.90, 0.91, 0.92])},
@@ -137,3 +144,23 @@ def test_lab_with_a_corrupt_run_config_is_one_clear_line(lab_dir, tmp_path, data
     r = run_cli("lab", *LAB, "--out", str(copy), "--data-dir", str(data_dir))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "none__n600__s0/config.json" in r.stderr and "not a readable run config" in r.stderr
+
+
+@pytest.mark.slow
+def test_lab_compares_augmentation_policies_on_the_robustness_suite(tmp_path, data_dir):
+    out = tmp_path / "lab"
+    args = ["lab", *LAB[:2], "--epochs", "2", *LAB[4:], "--strategies", "augment,augment+robust", "--robustness", "100"]
+    r = run_cli(*args, "--out", str(out), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("robustness suite on 100 test images") == 2
+    rows = {row["configuration"]: row for row in csv.DictReader((out / "table.csv").open())}
+    for row in rows.values():
+        assert 0.1 < float(row["corrupted_acc_mean"]) <= 1 and 0 < float(row["fonts_acc_mean"]) <= 1
+    assert "mean corrupted acc %" in (out / "table.md").read_text()
+    assert "mean corrupted acc %" in (out / "report.html").read_text()
+    for name, outline in (("augment", 0.0), ("augment+robust", 0.1)):
+        run = out / "runs" / f"{name}__n600__s0"
+        assert json.loads((run / "robustness.json").read_text())["images"] == 100
+        assert load_checkpoint(run / "model.safetensors")[1].augment.outline == outline
+    again = run_cli(*args, "--out", str(out), "--data-dir", str(data_dir))  # runs and their measurements reused
+    assert again.returncode == 0 and again.stdout.count("reusing") == 2 and "robustness suite on" not in again.stdout
