@@ -124,6 +124,9 @@ def test_strategy_parsing_and_noise_notes():
     notes = noise_notes(rows)
     assert len(notes) == 1 and notes[0].startswith("a vs b")
     assert "differs by -0.50 points, within noise" in notes[0]  # means 0.910 vs 0.915
+    for row in rows:
+        row["runs"] = [{"corrupted_acc": r["test_acc"]} for r in row["runs"]]
+    assert "a vs b (n=1): mean corrupted accuracy differs by -0.50" in noise_notes(rows, "corrupted_acc")[0]
 
 
 @pytest.mark.slow
