@@ -56,6 +56,7 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             **{f"augment.{name}": getattr(args, name) for name in AUGMENT_OPTIONS},
             "data.val_size": args.val_size,
             "data.train_size": args.train_size,
+            "data.split_seed": args.split_seed,
             "data.source": args.data,
             "data.data_dir": args.data_dir,
         },
@@ -139,15 +140,21 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from .distill import distill
 
-    if args.data or args.val_size is not None or args.train_size is not None:
-        raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size "
-                            "and --train-size")  # fmt: skip
+    if args.data or args.val_size is not None or args.train_size is not None or args.split_seed is not None:
+        raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size, "
+                            "--train-size and --split-seed")  # fmt: skip
     config = override(train_config(args), {"distill.weight": args.weight})
     distill(config, args.teacher, args.out)
 
 
 def cmd_ensemble(args: argparse.Namespace) -> None:
-    from .ensemble import train_ensemble
+    from .ensemble import assemble_ensemble, train_ensemble
+
+    if args.assemble:
+        if args.recipe != "reference" or flag_config(args) != recipe("reference") or args.ray or args.jobs:
+            raise DigitlabError("ensemble --from assembles finished runs: training flags and --recipe do not apply")
+        assemble_ensemble(args.assemble, args.out, args.tta, args.force)
+        return
 
     train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs, args.force, ray_options(args))
 

@@ -6,6 +6,9 @@ each member can be evaluated, reported or resumed on its own; `digitlab evaluate
 Members share the validation split (data.split_seed), so the ensemble's validation accuracy is measured on images no
 member trained on; the test set is evaluated once, at the end. Members train one after another, or `jobs` at a time
 in worker processes (CPU cores shared out, or one CUDA device each).
+
+`assemble_ensemble` makes an ensemble of runs trained apart — other recipes, architectures or augmentation, the
+members that differ where averaging gains — after checking that they share one validation split; each is copied in.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,7 @@ import torch
 
 from . import console
 from .augment import TTA_SHIFTS, tta_views
+from .checkpoint import load_checkpoint
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .data import load_test, load_train_val
@@ -28,7 +33,7 @@ from .engines import EnsembleEngine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import atomic_write
-from .runs import MANIFEST, claim_run, read_manifest
+from .runs import MANIFEST, METRICS, MODEL, claim_run, read_manifest, remove_run
 from .tracking import close_parent, open_parent
 from .train import train
 
@@ -138,9 +143,54 @@ def train_ensemble(
     return measure_and_record(out, base, [run_dir.name for run_dir in configs], tta, log)
 
 
-def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, log) -> dict:
+def split_of(config: RunConfig) -> dict:
+    """What decides a run's validation split (data.load_train_val): runs that agree on it all held out the same
+    validation images."""
+    data = config.data
+    seed = data.split_seed if data.split_seed is not None else config.train.seed
+    return {"source": data.source, "val_size": data.val_size, "train_size": data.train_size, "split_seed": seed}
+
+
+def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: bool = False, log=print) -> dict:
+    """An ensemble of finished runs trained apart, each copied into `out` as member-i, then measured as any other.
+    They must share one validation split: otherwise the ensemble's validation figure would count images that some
+    member trained on, and `distill` would hand the student a teacher that saw its validation images."""
+    runs = [Path(run) for run in runs]
+    if len(runs) < 2:
+        raise DigitlabError("ensemble --from: give at least two run folders")
+    splits = []
+    for run in runs:
+        if not (run / METRICS).is_file() or not (run / MODEL).is_file():
+            raise DigitlabError(f"{run}: not a finished run folder (expected {MODEL} and {METRICS})")
+        splits.append(split_of(load_checkpoint(run / MODEL)[1]))
+    for run, split in zip(runs[1:], splits[1:]):
+        if split != splits[0]:
+            changed = ", ".join(
+                f"{key} {splits[0][key]} -> {split[key]}" for key in split if split[key] != splits[0][key]
+            )
+            raise DigitlabError(f"{run}: another validation split than {runs[0]}'s ({changed}); an ensemble's members "
+                                "must share one (train them with the same --data, --val-size, --train-size and seed "
+                                "or data.split_seed)")  # fmt: skip
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise DigitlabError(f"{out} exists and is not empty: pass --force to replace it, or pick another --out")
+        remove_run(out)  # only a recognisable digitlab folder
+    out.mkdir(parents=True, exist_ok=True)
+    names = [f"member-{i}" for i in range(len(runs))]
+    for name, run in zip(names, runs):
+        partial = out / f".{name}.partial"  # a copy cut short never looks like a member
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(run, partial)
+        partial.rename(out / name)
+        log(f"[{name}] {run}")
+    base = load_checkpoint(runs[0] / MODEL)[1]
+    return measure_and_record(out, base, names, tta, log, {"assembled_from": [str(run) for run in runs]})
+
+
+def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, log, extra=None) -> dict:
     """Write the manifest, measure members and ensemble (seconds, against minutes of training), report."""
-    manifest = {"members": names, "tta": tta, "config": to_dict(base)}
+    manifest = {"members": names, "tta": tta, "config": to_dict(base), **(extra or {})}
     with atomic_write(out / MANIFEST, "w") as f:
         json.dump(manifest, f, indent=2)
     result = measure(out, member_config(base, 0))

@@ -82,6 +82,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-size", type=int)
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
     p.add_argument("--seed", type=int)
+    p.add_argument("--split-seed", type=int, help="seed of the validation split and sub-sample (default: --seed); "
+                   "runs that share it can be ensembled with `ensemble --from`")  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 autocast on CUDA, else fp32")
@@ -199,6 +201,8 @@ def add_ensemble_command(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
+    ensemble.add_argument("--from", dest="assemble", nargs="+", metavar="RUN_DIR", help="no training: an ensemble "
+                          "of these finished runs (any recipes, one validation split), copied into --out")  # fmt: skip
     ensemble.add_argument(
         "--tta",
         action="store_true",

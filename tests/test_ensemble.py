@@ -128,3 +128,32 @@ def test_rerun_with_another_recipe_is_refused_not_reported_as_it(ensemble_dir, d
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "recipe: 'fast' -> 'best'" in r.stderr and "--force" in r.stderr, r.stderr
     assert (ensemble_dir / "member-0" / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_ensemble_from_runs_trained_apart_checks_the_split_and_measures(ensemble_dir, tmp_path, data_dir):
+    """Members that differ where averaging gains (here: augmentation, seed) come from separate `train` runs; one with
+    another validation split is refused, since the ensemble's validation figure would count its training images."""
+    apart = ["train", *ENSEMBLE[:2], *ENSEMBLE[4:], "--seed", "7", "--epochs", "1", "--data-dir", str(data_dir)]
+    same_split = tmp_path / "outline"
+    r = run_cli(*apart, "--split-seed", "0", "--augment", "--outline", "0.3", "--out", str(same_split))
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "assembled"
+    r = run_cli("ensemble", "--from", str(ensemble_dir / "member-0"), str(same_split), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "ensemble of 2: validation" in r.stdout and "gain over the members' mean" in r.stdout
+    manifest = json.loads((out / "ensemble.json").read_text())
+    assert manifest["members"] == ["member-0", "member-1"] and len(manifest["assembled_from"]) == 2
+    assert json.loads((out / "member-1" / "config.json").read_text())["config"]["augment"]["outline"] == 0.3
+    r = run_cli("evaluate", str(out), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["engine"].startswith("ensemble of 2"), r.stderr
+    again = run_cli("ensemble", "--from", str(ensemble_dir / "member-0"), str(same_split), "--out", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr  # an existing ensemble is not replaced silently
+    other_split = tmp_path / "other-split"
+    assert run_cli(*apart, "--out", str(other_split)).returncode == 0  # seed 7: split seed 7
+    refused = tmp_path / "refused"
+    r = run_cli("ensemble", "--from", str(ensemble_dir / "member-0"), str(other_split), "--out", str(refused))
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "split_seed 0 -> 7" in r.stderr and not refused.exists()
+    r = run_cli("ensemble", "--from", str(same_split), str(same_split), "--epochs", "3", "--out", str(refused))
+    assert r.returncode == 2 and "training flags" in r.stderr
