@@ -169,8 +169,8 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
                 f"{key} {splits[0][key]} -> {split[key]}" for key in split if split[key] != splits[0][key]
             )
             raise DigitlabError(f"{run}: another validation split than {runs[0]}'s ({changed}); an ensemble's members "
-                                "must share one (train them with the same --data, --val-size, --train-size and seed "
-                                "or data.split_seed)")  # fmt: skip
+                                "must share one (train them with the same --data, --val-size, --train-size and "
+                                "--split-seed)")  # fmt: skip
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not force:
