@@ -4,7 +4,8 @@
 
 Both ensembles have three members on one validation split (split seed 0) and are measured by `digitlab ensemble`:
 - same: `digitlab ensemble --recipe R --members 3`, members that differ only in their seed (0, 1, 2);
-- varied: the same seed-0 member, a seed-1 member trained with the `robust` recipe's augmentation policy, and a
+- varied: the same seed-0 member, a seed-1 member trained with the full-strength robustness policy (ROBUST_FLAGS,
+  the values the `robust` recipe first used: twice its present probabilities), and a
   seed-2 member of another architecture (the compact model at twice the recipe's width; for a reference-CNN recipe,
   the compact model at width 32), assembled with `digitlab ensemble --from`.
 Prints each member's and each ensemble's validation and test accuracy and the gain over the members' mean; writes

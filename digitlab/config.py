@@ -208,10 +208,12 @@ def recipe(name: str) -> RunConfig:
         )
     if name == "robust":  # the best recipe trained for pens, paper and scanners unlike MNIST's (digitlab robustness)
         best = recipe("best")
-        # outline and lines: hollow strokes and ink lines across the paper; with them the compact model's mean over
-        # the robustness suite went from 93.76 % to 96.53 % (8 epochs of the fast recipe, 2026-11-28)
-        robust_augment = AugmentConfig(elastic=2.0, stroke=0.2, blur=0.15, contrast=0.2, noise=0.15, invert=0.1,
-                                       erase=0.1, outline=0.1, lines=0.15)  # fmt: skip
+        # Measured 2026-11-28 (README, Beyond MNIST's test set): outline and lines took the compact model's mean over
+        # the robustness suite from 93.76 % to 96.53 %; halving every probability (and elastic 2 -> 1 px) then kept
+        # that (97.18 % vs 97.23 % at full strength on this recipe) with clean 99.58 % instead of 99.47 % and font
+        # digits 99.52 % instead of 98.33 %
+        robust_augment = AugmentConfig(elastic=1.0, stroke=0.1, blur=0.075, contrast=0.1, noise=0.075, invert=0.05,
+                                       erase=0.05, outline=0.05, lines=0.075)  # fmt: skip
         return dataclasses.replace(best, recipe="robust", augment=robust_augment)
     if name == "fashion":  # Fashion-MNIST: clothing is mirrored, occluded and upright, never sheared like a digit
         best = recipe("best")
