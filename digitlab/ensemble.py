@@ -158,11 +158,12 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
     runs = [Path(run) for run in runs]
     if len(runs) < 2:
         raise DigitlabError("ensemble --from: give at least two run folders")
-    splits = []
+    configs = []
     for run in runs:
         if not (run / METRICS).is_file() or not (run / MODEL).is_file():
             raise DigitlabError(f"{run}: not a finished run folder (expected {MODEL} and {METRICS})")
-        splits.append(split_of(load_checkpoint(run / MODEL)[1]))
+        configs.append(load_checkpoint(run / MODEL)[1])
+    splits = [split_of(config) for config in configs]
     for run, split in zip(runs[1:], splits[1:]):
         if split != splits[0]:
             changed = ", ".join(
@@ -184,8 +185,7 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
         shutil.copytree(run, partial)
         partial.rename(out / name)
         log(f"[{name}] {run}")
-    base = load_checkpoint(runs[0] / MODEL)[1]
-    return measure_and_record(out, base, names, tta, log, {"assembled_from": [str(run) for run in runs]})
+    return measure_and_record(out, configs[0], names, tta, log, {"assembled_from": [str(run) for run in runs]})
 
 
 def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, log, extra=None) -> dict:

@@ -77,7 +77,7 @@ def robustness_note(lab: dict) -> str:
         return ""
     return (
         f" Each run was also measured on the first {lab['robustness']:,} test images under every corruption of "
-        "`digitlab robustness` (mean corrupted accuracy) and on digits typed in handwriting fonts."
+        "<code>digitlab robustness</code> (mean corrupted accuracy) and on digits typed in handwriting fonts."
     )
 
 
