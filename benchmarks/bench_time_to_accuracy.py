@@ -8,10 +8,13 @@ Two ways to measure, both honest (the test set is only looked at, never used to 
   * --traced RUN_DIR ... (for long recipes): run folders trained with `--trace-test`, whose history holds, after
     each epoch, the elapsed time since `train()` began (its test evaluations left out) and the test accuracy of the
     model validation had chosen so far. Interpreter start-up and imports are measured here and added.
+The baseline, timed in the same run (before and after the budgets, the faster one kept): one epoch of the reference CNN
+written the plain PyTorch way (benchmarks/naive_epoch.py: batch 64, Adam, no augmentation, data already in memory);
+every wall time is also given as a ratio of that epoch.
 Prints the machine, versions and thread settings, a table, and one JSON object
 (benchmarks/out/bench_time_to_accuracy.json).
 
-    python benchmarks/bench_time_to_accuracy.py --recipe fast --epochs 2,3,4,5,6
+    python benchmarks/bench_time_to_accuracy.py --recipe fast --epochs 4,5 --seeds 0,1,2
     python benchmarks/bench_time_to_accuracy.py --traced benchmarks/out/best-ensemble/member-*
 """
 
@@ -39,6 +42,13 @@ def startup_seconds() -> float:
     return sorted(times)[1]
 
 
+def naive_epoch_seconds() -> float:
+    r = subprocess.run([sys.executable, str(Path(__file__).parent / "naive_epoch.py")], capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"naive_epoch.py failed:\n{r.stderr}")
+    return json.loads(r.stdout)["naive_epoch_s"]
+
+
 def budget_runs(recipe: str, epoch_budgets: list[int], seed: int) -> list[dict]:
     rows = []
     for epochs in epoch_budgets:
@@ -51,6 +61,7 @@ def budget_runs(recipe: str, epoch_budgets: list[int], seed: int) -> list[dict]:
             {
                 "recipe": recipe,
                 "epochs": epochs,
+                "seed": seed,
                 "wall_s": seconds,
                 "test_accuracy": metrics["test"]["accuracy"],
                 "val_accuracy": metrics["val_accuracy"],
@@ -87,11 +98,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--recipe", default="fast")
     parser.add_argument("--epochs", default="2,3,4,5,6", help="comma-separated epoch budgets")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds: one series each")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive PyTorch epoch")
     parser.add_argument("--traced", nargs="+", help="run folders trained with --trace-test (no training here)")
     args = parser.parse_args()
     result = {"machine": machine(), "series": []}
     digitlab("data", "fetch")
+    baseline = [] if args.no_baseline else [naive_epoch_seconds()]
     if args.traced:
         startup = startup_seconds()
         result["startup_s"] = startup
@@ -99,9 +112,29 @@ def main() -> None:
     else:
         budgets = [int(e) for e in args.epochs.split(",")]
         series = [
-            (f"{args.recipe}, seed {args.seed}, one run per budget", budget_runs(args.recipe, budgets, args.seed))
+            (f"{args.recipe}, seed {seed}, one run per budget", budget_runs(args.recipe, budgets, seed))
+            for seed in (int(s) for s in args.seeds.split(","))
         ]
+    if baseline:
+        baseline.append(naive_epoch_seconds())
+    naive = min(baseline) if baseline else None  # the faster epoch: the stricter baseline
+    result["naive_epoch_s"] = baseline
     print(f"\nmachine: {result['machine']}")
+    if naive:
+        print(
+            f"baseline: one naive PyTorch epoch of the reference CNN, {' and '.join(f'{b:.1f}' for b in baseline)} s"
+            f" (kept: {naive:.1f} s)"
+        )
+        for _, rows in series:
+            for row in rows:
+                row["of_naive_epoch"] = row["wall_s"] / naive
+        print("| recipe, epochs, seed | wall time | of a naive epoch | test accuracy |\n|---|---|---|---|")
+        for _, rows in series:
+            for r in rows:
+                print(
+                    f"| {r['recipe']}, {r['epochs']}, {r.get('seed', '')} | {r['wall_s']:.1f} s | "
+                    f"{r['of_naive_epoch']:.2f} | {r['test_accuracy']:.2%} |"
+                )
     print("| series | " + " | ".join(f"time to {t:.1%}" for t in THRESHOLDS) + " | best test accuracy (time) |")
     print("|---|" + "---|" * (len(THRESHOLDS) + 1))
     for name, rows in series:

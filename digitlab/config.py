@@ -182,17 +182,18 @@ def recipe(name: str) -> RunConfig:
     if name == "fast":  # time to accuracy on a CPU
         return RunConfig(
             recipe="fast",
-            # 1.7 MFLOP per image instead of 20.4: 7,000-13,000 vs 1,200-1,600 training img/s (batch 256 vs 128)
+            # 1.7 MFLOP per image instead of 20.4: 7,000-13,000 vs 1,200-1,600 training img/s
             model=ModelConfig(arch="compact", width=16, dropout=0.0),
-            # augmentation costs ~30 % of a step for this small model and gave no accuracy at 4 epochs
-            # (99.35 % test either way), so the fast recipe trains on the clean images
-            augment=AugmentConfig(enabled=False),
-            # batch 256 keeps the CPU busy with 1.7 MFLOP images; AdamW + label smoothing 0.1 + a higher peak lr
+            # light affine augmentation (no shear): on a 10,000-image validation split (2 seeds, 2026-12-01) it took
+            # 5 epochs from 99.30 % to 99.42 % validation accuracy, for ~25 % more time per step
+            augment=AugmentConfig(rotation_deg=5.0, shift=0.05, shear_rad=0.0, zoom=0.05),
+            # batch 128 with a peak lr of 8e-3: more steps per epoch, and on this CPU as many images/s as batch 256
+            # (99.27 % vs 99.20 % validation at 4 epochs, same split); AdamW + label smoothing 0.1
             train=TrainConfig(
-                epochs=4,
-                batch_size=256,
+                epochs=5,
+                batch_size=128,
                 optimizer="adamw",
-                lr=4e-3,
+                lr=8e-3,
                 weight_decay=5e-4,
                 warmup_frac=0.2,
                 label_smoothing=0.1,

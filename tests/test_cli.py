@@ -133,7 +133,7 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
         "1000",
         "--val-size",
         "200",
-        "--augment",
+        "--no-augment",
         "--out",
         str(run),
         "--data-dir",
@@ -143,9 +143,10 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
     assert "Model: CompactCNN" in r.stdout
     config = json.loads((run / "config.json").read_text())["config"]
     assert config["recipe"] == "fast" and config["model"]["arch"] == "compact"
-    assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 256  # flag, recipe
-    assert config["augment"]["enabled"] is True  # --augment turned on what the fast recipe turns off
+    assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 128  # flag, recipe
+    assert config["augment"]["enabled"] is False  # --no-augment turned off what the fast recipe turns on
+    assert config["augment"]["rotation_deg"] == 5.0  # the recipe's light policy stays recorded
     r = run_cli("summary", "--recipe", "best")
     assert "Model: ReferenceCNN" in r.stdout
     r = run_cli("train", "--help")  # what a flag left out means, per recipe
-    assert "fast: --arch compact --epochs 4 --batch-size 256" in r.stdout
+    assert "fast: --arch compact --epochs 5 --batch-size 128" in r.stdout

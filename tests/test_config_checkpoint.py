@@ -47,7 +47,7 @@ def test_recipes_are_valid_named_configs():
         config = recipe(name)
         assert config.recipe == name and from_dict(RunConfig, to_dict(config)) == config
     fast = recipe("fast")
-    assert fast.model.arch == "compact" and not fast.augment.enabled
+    assert fast.model.arch == "compact" and fast.augment.enabled and fast.augment.shear_rad == 0
     assert override(fast, {"train.epochs": 9}).recipe == "fast"  # flags change fields, the name stays
     with pytest.raises(DigitlabError, match="recipe 'turbo'"):
         recipe("turbo")
