@@ -103,7 +103,8 @@ def differences(recorded, requested, prefix: str = "") -> list[str]:
     """'field: old -> new' for every leaf where two config dicts differ."""
     if isinstance(recorded, dict) and isinstance(requested, dict):
         out = []
-        for key in sorted(set(recorded) | set(requested)):
+        # plain fields (a recipe's name) before the sections they explain, so a message's first items say most
+        for key in sorted(set(recorded) | set(requested), key=lambda k: (isinstance(recorded.get(k), dict), k)):
             out += differences(recorded.get(key, "(absent)"), requested.get(key, "(absent)"), f"{prefix}{key}.")
         return out
     name = prefix.rstrip(".")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 
 import pytest
@@ -14,6 +15,7 @@ from digitlab.checkpoint import load_checkpoint
 from digitlab.config import RunConfig, recipe
 from digitlab.errors import DigitlabError
 from digitlab.lab import LabConfig, noise_notes, strategy_config, switches
+from digitlab.robustness import find_fonts
 
 STRATEGIES = ["none", "dropout", "bn", "augment", "all"]
 
@@ -157,8 +159,11 @@ def test_lab_compares_augmentation_policies_on_the_robustness_suite(tmp_path, da
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("robustness suite on 100 test images") == 2
     rows = {row["configuration"]: row for row in csv.DictReader((out / "table.csv").open())}
+    fonts_installed = bool(find_fonts())  # Debian's handwriting fonts (.ci/run installs them); else no font figure
     for row in rows.values():
-        assert 0.1 < float(row["corrupted_acc_mean"]) <= 1 and 0 < float(row["fonts_acc_mean"]) <= 1
+        assert 0.1 < float(row["corrupted_acc_mean"]) <= 1
+        fonts = float(row["fonts_acc_mean"])
+        assert 0 < fonts <= 1 if fonts_installed else math.isnan(fonts)
     assert "mean corrupted acc %" in (out / "table.md").read_text()
     assert "mean corrupted acc %" in (out / "report.html").read_text()
     for name, outline in (("augment", 0.0), ("augment+robust", recipe("robust").augment.outline)):
