@@ -5,22 +5,26 @@ For each seed, two complete commands as a user runs them: `digitlab distill TEAC
 and the same with `--weight 0` (the target is then the one-hot label: plain training on exactly the same split,
 schedule and model). Reported: the teacher's test accuracy (its ensemble.json or metrics.json), each student's test
 accuracy (the model its validation chose), mean over seeds, the gain, and images/s at batch 64 through ONNX Runtime
-and PyTorch for a student and for the teacher's reference CNN (a teacher member), timed one after the other in this
-process. Prints a table and one JSON object (benchmarks/out/bench_distill.json).
+and PyTorch for a student and for a reference CNN (a teacher member, or `--reference RUN` when the teacher is another
+architecture), timed in three alternating rounds in this process (the medians are kept). Prints a table and one
+JSON object (benchmarks/out/bench_distill.json).
 
     python benchmarks/bench_distill.py runs/ensemble --seeds 0,1 --train-args "--epochs 8"
+    python benchmarks/bench_distill.py runs/wide-ensemble --reference runs/reference --train-args "--epochs 12"
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 from bench_inference import rate
 from common import OUT, digitlab, machine, mean_std, write_result
 
+from digitlab.config import RunConfig, from_dict
 from digitlab.datasets import load_split
 from digitlab.engines import OnnxEngine, TorchEngine
 from digitlab.export import export_onnx
@@ -49,12 +53,22 @@ def student(teacher: Path, weight: float, seed: int, extra: list[str], tag: str)
             "run": str(out)}  # fmt: skip
 
 
-def speeds(run: Path, images: torch.Tensor, name: str) -> dict:
-    onnx = export_onnx(run, OUT / f"bench_distill_{name}.onnx", verify=False, force=True)["out"]
-    return {
-        "onnx": rate(OnnxEngine(Path(onnx)), images, 64),
-        "torch": rate(TorchEngine(run / "model.safetensors"), images, 64),
-    }
+def architecture(run: Path) -> str:
+    return from_dict(RunConfig, json.loads((run / "config.json").read_text())["config"]).model.arch
+
+
+def speeds(runs: dict[str, Path], images: torch.Tensor, rounds: int = 3) -> dict:
+    """{name: {engine: images/s at batch 64}}: every model once per round, rounds alternating, medians kept."""
+    engines = {}
+    for name, run in runs.items():
+        onnx = export_onnx(run, OUT / f"bench_distill_{name}.onnx", verify=False, force=True)["out"]
+        engines[name] = {"onnx": OnnxEngine(Path(onnx)), "torch": TorchEngine(run / "model.safetensors")}
+    seen = {name: {kind: [] for kind in kinds} for name, kinds in engines.items()}
+    for _ in range(rounds):
+        for name, kinds in engines.items():
+            for kind, engine in kinds.items():
+                seen[name][kind].append(rate(engine, images, 64))
+    return {name: {kind: sorted(v)[len(v) // 2] for kind, v in kinds.items()} for name, kinds in seen.items()}
 
 
 def main() -> None:
@@ -64,10 +78,15 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=0.7)
     parser.add_argument("--train-args", default="", help="extra flags for digitlab distill (e.g. --epochs 8)")
     parser.add_argument("--tag", default="fast", help="names the student folders (one per flag set)")
+    parser.add_argument("--reference", type=Path, help="a run folder of the reference CNN, the speed yardstick "
+                        "(default: a teacher member, which must then be one)")  # fmt: skip
     args = parser.parse_args()
     extra = args.train_args.split()
     result = {"machine": machine(), "teacher": str(args.teacher), "train_args": args.train_args}
     result["teacher_test_accuracy"], reference_run = teacher_accuracy(args.teacher)
+    reference_run = args.reference or reference_run
+    if architecture(reference_run) != "reference":
+        sys.exit(f"{reference_run} is not a reference CNN: pass --reference RUN (any run of the reference CNN)")
     rows = [
         student(args.teacher, weight, int(seed), extra, args.tag)
         for seed in args.seeds.split(",")
@@ -78,10 +97,10 @@ def main() -> None:
     taught = [r["test_accuracy"] for r in rows if r["weight"] > 0]
     result["labels_only"], result["distilled"] = mean_std(plain), mean_std(taught)
     images = torch.from_numpy(load_split("mnist", "test")[0]).unsqueeze(1)
-    result["images_per_s_batch64"] = {
-        "reference CNN (teacher member)": speeds(reference_run, images, "reference"),
-        "student": speeds(Path(next(r["run"] for r in rows if r["weight"] > 0)), images, "student"),
-    }
+    student_run = Path(next(r["run"] for r in rows if r["weight"] > 0))
+    measured = speeds({"reference": reference_run, "student": student_run}, images)
+    result["reference_run"] = str(reference_run)
+    result["images_per_s_batch64"] = {"reference CNN": measured["reference"], "student": measured["student"]}
     ref, stu = result["images_per_s_batch64"].values()
     print(f"\nmachine: {result['machine']}\nteacher {args.teacher}: test {result['teacher_test_accuracy']:.2%}")
     print("| student | test accuracy, mean ± std | seeds |\n|---|---|---|")

@@ -38,7 +38,11 @@ def add_log_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
 
 
-AUGMENT_OPTIONS = {  # augmentation fields beyond the seed's: flag -> help (augment.py says how each works)
+AUGMENT_OPTIONS = {  # augmentation fields: flag -> help (augment.py says how each works)
+    "rotation_deg": "largest rotation, degrees (the seed: 8)",
+    "shift": "largest shift, a fraction of the side (the seed: 0.08)",
+    "shear_rad": "largest shear, radians (the seed: 0.3)",
+    "zoom": "largest zoom, a fraction (the seed: 0.08: scale in [0.92, 1.08])",
     "elastic": "elastic distortion: peak displacement in pixels (0: off)",
     "stroke": "probability of a thinner or thicker stroke",
     "blur": "probability of a Gaussian blur",
@@ -59,7 +63,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         choices=RECIPE_NAMES,
         default="reference",
         help="starting settings: reference (the seed's CNN and training), fast (time to accuracy on a "
-        "CPU), best (single-model accuracy); the flags below change single fields",
+        "CPU), best (single-model accuracy), robust (unlike MNIST's scans), fashion (Fashion-MNIST), gpu (best at "
+        "GPU batch sizes, compiled); the flags below change single fields",
     )
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
@@ -78,7 +83,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
     for name, meaning in AUGMENT_OPTIONS.items():
-        p.add_argument(f"--{name}", type=float, help=meaning)
+        p.add_argument(f"--{name.split('_')[0]}", dest=name, type=float, help=meaning)  # --rotation, --shear: no units
     p.add_argument("--val-size", type=int)
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
     p.add_argument("--seed", type=int)
@@ -113,7 +118,7 @@ def recipe_epilog() -> str:
             f"  {name}: --arch {c.model.arch} --epochs {c.train.epochs} --batch-size {c.train.batch_size} "
             f"--optimizer {c.train.optimizer} --lr {c.train.lr:g} --weight-decay {c.train.weight_decay:g} "
             f"--label-smoothing {c.train.label_smoothing:g} --dropout {c.model.dropout:g} "
-            f"--{'' if c.augment.enabled else 'no-'}augment"
+            f"--{'' if c.augment.enabled else 'no-'}augment" + (" --compile" if c.train.compile else "")
         )
     return "\n".join(lines)
 
