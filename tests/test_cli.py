@@ -134,6 +134,8 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
         "--val-size",
         "200",
         "--no-augment",
+        "--shear",
+        "0.1",
         "--out",
         str(run),
         "--data-dir",
@@ -146,6 +148,7 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
     assert config["train"]["epochs"] == 1 and config["train"]["batch_size"] == 128  # flag, recipe
     assert config["augment"]["enabled"] is False  # --no-augment turned off what the fast recipe turns on
     assert config["augment"]["rotation_deg"] == 5.0  # the recipe's light policy stays recorded
+    assert config["augment"]["shear_rad"] == 0.1  # --shear sets the field the recipe left at 0
     r = run_cli("summary", "--recipe", "best")
     assert "Model: ReferenceCNN" in r.stdout
     r = run_cli("train", "--help")  # what a flag left out means, per recipe
