@@ -25,19 +25,20 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
+ARCH_NAMES = ("reference", "compact", "vgg")  # models.py builds each
 MAX_COUNT = 100_000_000  # epochs, batch sizes, images: far beyond any digit set, far below an exhausting allocation
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "reference"  # reference (the seed's CNN) or compact (a small fast CNN); see models.py
+    arch: str = "reference"  # reference (the seed's CNN), compact (a small fast CNN) or vgg (3x3 stacks); models.py
     dropout: float = 0.5  # probability before the last layer; 0 turns dropout off
     batch_norm: bool = True
     num_classes: int = 10
-    width: int = 16  # compact only: channels of its first convolution (then 2x and 4x)
+    width: int = 16  # compact and vgg: channels of the first convolution (then 2x and 4x)
 
     def __post_init__(self):
-        _check(self.arch in ("reference", "compact"), f"arch '{self.arch}' is not one of: reference, compact")
+        _check(self.arch in ARCH_NAMES, f"arch '{self.arch}' is not one of: {', '.join(ARCH_NAMES)}")
         _check(1 <= self.width <= 1024, f"width {self.width} must be in [1, 1024]")
         _check(_finite(self.dropout) and 0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
         _check(self.num_classes == 10, f"num_classes {self.num_classes}: digitlab's data sets have 10 classes")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import RECIPE_NAMES, RunConfig, recipe
+from .config import ARCH_NAMES, RECIPE_NAMES, RunConfig, recipe
 
 ENGINES = ["auto", "torch", "onnx"]
 
@@ -77,8 +77,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--ema", type=float, metavar="DECAY", help="average the weights with this decay per step "
                    "(e.g. 0.999; 0: off); validation, the kept model and the test use the average")  # fmt: skip
-    p.add_argument("--arch", choices=["reference", "compact"])
-    p.add_argument("--width", type=int, help="compact model: channels of the first convolution")
+    p.add_argument("--arch", choices=ARCH_NAMES)
+    p.add_argument("--width", type=int, help="compact and vgg models: channels of the first convolution")
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
@@ -350,7 +350,7 @@ def add_report_commands(sub) -> None:
     summary = sub.add_parser("summary", help="Keras-style model summary")
     summary.add_argument("run", metavar="RUN_DIR", nargs="?", help="summarise a saved model instead")
     summary.add_argument("--recipe", choices=RECIPE_NAMES, default="reference")
-    summary.add_argument("--arch", choices=["reference", "compact"])
+    summary.add_argument("--arch", choices=ARCH_NAMES)
     summary.add_argument("--width", type=int)
     summary.add_argument("--dropout", type=float)
     summary.add_argument("--bn", action=argparse.BooleanOptionalAction)

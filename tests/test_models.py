@@ -11,7 +11,7 @@ import torch.nn as nn
 from digitlab.config import ModelConfig
 from digitlab.models import build_model, summary
 
-ARCHS = [("reference", 16), ("compact", 16), ("compact", 8), ("compact", 32)]
+ARCHS = [("reference", 16), ("compact", 16), ("compact", 8), ("compact", 32), ("vgg", 8), ("vgg", 24)]
 
 
 @pytest.mark.parametrize(
