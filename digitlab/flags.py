@@ -54,6 +54,7 @@ AUGMENT_OPTIONS = {  # augmentation fields: flag -> help (augment.py says how ea
     "outline": "probability of hollow (outline-only) strokes",
     "lines": "probability of a solid or dashed ink line across the paper",
 }
+AUGMENT_FLAGS = {"rotation_deg": "rotation", "shear_rad": "shear"}  # flags whose name leaves the field's unit out
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -83,7 +84,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
     for name, meaning in AUGMENT_OPTIONS.items():
-        p.add_argument(f"--{name.split('_')[0]}", dest=name, type=float, help=meaning)  # --rotation, --shear: no units
+        p.add_argument(f"--{AUGMENT_FLAGS.get(name, name)}", dest=name, type=float, help=meaning)
     p.add_argument("--val-size", type=int)
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
     p.add_argument("--seed", type=int)
