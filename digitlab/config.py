@@ -219,12 +219,16 @@ def recipe(name: str) -> RunConfig:
         return dataclasses.replace(best, recipe="robust", augment=robust_augment)
     if name == "fashion":  # Fashion-MNIST: clothing is mirrored, occluded and upright, never sheared like a digit
         best = recipe("best")
-        clothing = AugmentConfig(rotation_deg=0.0, shift=0.08, shear_rad=0.0, zoom=0.08, hflip=0.5, erase=0.5)
-        # 14 epochs: at ~800 training images/s (reference CNN with these augmentations, 2-core AMD EPYC) the run
-        # fits the 20-minute budget with its evaluations
-        train = dataclasses.replace(best.train, epochs=14)
+        # Measured 2026-12-01 on a 2-core AMD EPYC (README, Beyond MNIST's test set), model chosen by validation:
+        # the stacked 3x3 CNN at width 32 with light regularisation, 19 epochs: validation 93.44 %, test 93.28 % in
+        # 14.8 minutes; the reference CNN (dropout 0.5, erasing 0.5, 14 epochs) had 93.18 % / 92.99 % in 17.5-20.5
+        # minutes, and the stacked CNN at width 24 with that regularisation 92.92 % / 92.65 % (it underfit: augmented
+        # training accuracy stayed below validation accuracy)
+        model = ModelConfig(arch="vgg", width=32, dropout=0.1)
+        clothing = AugmentConfig(rotation_deg=0.0, shift=0.08, shear_rad=0.0, zoom=0.08, hflip=0.5, erase=0.25)
+        train = dataclasses.replace(best.train, epochs=19)
         return dataclasses.replace(
-            best, recipe="fashion", augment=clothing, train=train, data=DataConfig(source="fashion-mnist")
+            best, recipe="fashion", model=model, augment=clothing, train=train, data=DataConfig(source="fashion-mnist")
         )
     if name == "gpu":  # one CUDA GPU: the best recipe's model and regularisers at GPU batch sizes
         best = recipe("best")
