@@ -118,6 +118,16 @@ class ReferenceCNN(nn.Module):
         return self.classifier(x)  # (N, classes)
 
 
+def linear_head(channels: int, config: ModelConfig) -> nn.Sequential:
+    """Flatten a (channels, 3, 3) feature map, dropout (Identity when off), one linear layer to the logits: the
+    compact and stacked CNNs' classifier."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity(),
+        nn.Linear(channels * 3 * 3, config.num_classes),
+    )
+
+
 class CompactCNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -143,11 +153,7 @@ class CompactCNN(nn.Module):
             bn2d(4 * w),
             nn.ReLU(inplace=True),
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity(),
-            nn.Linear(4 * w * 3 * 3, config.num_classes),
-        )
+        self.classifier = linear_head(4 * w, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x)  # (N, 1, 28, 28)
@@ -175,11 +181,7 @@ class StackedCNN(nn.Module):
             *conv_bn_relu(2 * w, 4 * w),
             nn.MaxPool2d(2),
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity(),
-            nn.Linear(4 * w * 3 * 3, config.num_classes),
-        )
+        self.classifier = linear_head(4 * w, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x)  # (N, 1, 28, 28)
