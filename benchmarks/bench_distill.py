@@ -11,6 +11,8 @@ JSON object (benchmarks/out/bench_distill.json).
 
     python benchmarks/bench_distill.py runs/ensemble --seeds 0,1 --train-args "--epochs 8"
     python benchmarks/bench_distill.py runs/wide-ensemble --reference runs/reference --train-args "--epochs 12"
+    python benchmarks/bench_distill.py runs/wide-ensemble --reference runs/reference \
+        --train-args "--epochs 12 --consistent" --tag consistent-e12 --baseline-tag fast
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def teacher_accuracy(teacher: Path) -> tuple[float, Path]:
 
 
 def student(teacher: Path, weight: float, seed: int, extra: list[str], tag: str) -> dict:
+    if weight == 0:  # labels only: no teacher pass is needed (and --consistent would only cost time)
+        extra = [flag for flag in extra if flag != "--consistent"]
     out = OUT / f"distill-{teacher.name}-{tag}-w{weight:g}-s{seed}"
     if not (out / "metrics.json").is_file():
         args = ["--weight", str(weight), "--seed", str(seed), *extra, "--out", str(out)]
@@ -78,6 +82,8 @@ def main() -> None:
     parser.add_argument("--weight", type=float, default=0.7)
     parser.add_argument("--train-args", default="", help="extra flags for digitlab distill (e.g. --epochs 8)")
     parser.add_argument("--tag", default="fast", help="names the student folders (one per flag set)")
+    parser.add_argument("--baseline-tag", help="names the labels-only students' folders (default: --tag), so that "
+                        "students trained with other teaching flags reuse one baseline")  # fmt: skip
     parser.add_argument("--reference", type=Path, help="a run folder of the reference CNN, the speed yardstick "
                         "(default: a teacher member, which must then be one)")  # fmt: skip
     args = parser.parse_args()
@@ -88,7 +94,7 @@ def main() -> None:
     if architecture(reference_run) != "reference":
         sys.exit(f"{reference_run} is not a reference CNN: pass --reference RUN (any run of the reference CNN)")
     rows = [
-        student(args.teacher, weight, int(seed), extra, args.tag)
+        student(args.teacher, weight, int(seed), extra, args.tag if weight else args.baseline_tag or args.tag)
         for seed in args.seeds.split(",")
         for weight in (0.0, args.weight)
     ]

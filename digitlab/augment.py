@@ -220,6 +220,13 @@ def shift_batch(images: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     return padded[..., 1 - dy : 29 - dy, 1 - dx : 29 - dx]
 
 
-def tta_views(images: torch.Tensor) -> list[torch.Tensor]:
-    """Deterministic test-time views of a batch (N, 1, 28, 28): the batch itself and four one-pixel shifts."""
-    return [shift_batch(images, dy, dx) for dy, dx in TTA_SHIFTS]
+def tta_views(images: torch.Tensor, mirror: bool = False) -> list[torch.Tensor]:
+    """Deterministic test-time views of a batch (N, 1, 28, 28): the batch itself and four one-pixel shifts, and with
+    `mirror` the left-right mirror of each (for models trained on mirrored images: clothing, never digits)."""
+    views = [shift_batch(images, dy, dx) for dy, dx in TTA_SHIFTS]
+    return views + [view.flip(-1) for view in views] if mirror else views
+
+
+def mirrored_in_training(config: AugmentConfig) -> bool:
+    """Whether a model saw mirrored images in training, so that mirrored test-time views are images of its kind."""
+    return config.enabled and config.hflip > 0

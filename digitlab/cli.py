@@ -99,7 +99,8 @@ def lab_configs(args: argparse.Namespace):
 
 def print_metrics(result: dict) -> None:
     print(
-        f"{result['data']} ({result['engine']}): accuracy {result['accuracy']:.2%} "
+        f"{result['data']} ({result['engine']}{', TTA' if result.get('tta') else ''}): "
+        f"accuracy {result['accuracy']:.2%} "
         f"({result['errors']} errors in {result['n']:,}), loss {result['loss']:.4f}"
     )
     if "rejected" in result:
@@ -143,7 +144,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
     if args.data or args.val_size is not None or args.train_size is not None or args.split_seed is not None:
         raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size, "
                             "--train-size and --split-seed")  # fmt: skip
-    config = override(train_config(args), {"distill.weight": args.weight})
+    config = override(train_config(args), {"distill.weight": args.weight, "distill.consistent": args.consistent})
     distill(config, args.teacher, args.out)
 
 
@@ -162,14 +163,16 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .predict import evaluate_run
 
-    result = evaluate_run(args.run, args.data, args.split, args.device, args.data_dir, args.engine, args.reject_below)
+    result = evaluate_run(
+        args.run, args.data, args.split, args.device, args.data_dir, args.engine, args.reject_below, args.tta
+    )
     print(json.dumps(result)) if args.json else print_metrics(result)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict_file
 
-    r = predict_file(args.run, args.input, args.out, args.device, args.engine, args.force, args.reject_below)
+    r = predict_file(args.run, args.input, args.out, args.device, args.engine, args.force, args.reject_below, args.tta)
     print(
         f"wrote {r['out']}: {r['images']:,} predictions ({r['engine']}) in {r['total_s']:.2f} s "
         f"(read {r['read_s']:.2f} s, predict {r['predict_s']:.2f} s, write {r['write_s']:.2f} s)"
@@ -198,7 +201,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from .serve import serve
 
-    serve(args.target, args.host, args.port, args.engine, args.reject_below)
+    serve(args.target, args.host, args.port, args.engine, args.reject_below, args.tta)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:

@@ -152,6 +152,8 @@ class DistillConfig:
 
     teacher: str | None = None  # a run or ensemble folder; None: ordinary training on the labels
     weight: float = 0.7  # share of the teacher's probabilities in each training target (the rest: the label)
+    consistent: bool = False  # the teacher labels each augmented batch as the student sees it (Beyer et al. 2022's
+    #                           "consistent teaching"), not once the un-augmented images: a teacher pass per step
 
     def __post_init__(self):
         _check(_finite(self.weight) and 0 <= self.weight <= 1, f"distill weight {self.weight} must be in [0, 1]")

@@ -12,6 +12,11 @@ ensemble folder, read through the Engine interface (an ensemble's members averag
 probabilities are computed once, on the student's un-augmented training images, and kept in the run folder
 (`teacher.safetensors`, written and read by state.py), so resuming needs neither the teacher nor its time again.
 
+`--consistent` instead has the teacher label every augmented batch exactly as the student sees it (Beyer et al.'s
+"consistent teaching": the student then matches the teacher's function on the augmented images, not a target of
+the clean image that a rotated or shifted copy may no longer deserve). Each step runs the teacher's forward pass
+too (state.BatchTeacher), and resuming needs the teacher folder where it was.
+
 Honesty: the student takes the teacher's data settings (source, validation size, sub-sample and split seed), so its
 validation images are images the teacher never trained on, and the teacher never sees the test set.
 """
@@ -73,6 +78,9 @@ def teacher_probabilities(teacher: str | Path, images: torch.Tensor) -> torch.Te
 def distill(config: RunConfig, teacher: str | Path, out: str | Path | None = None, log=print) -> dict:
     """Train `config`'s model as a student of `teacher` into a new run folder; returns its metrics."""
     config = student_config(config, teacher)
+    if config.distill.consistent:  # the teacher runs inside the loop, on each augmented batch (state.BatchTeacher)
+        log(f"teacher {teacher}: labels each augmented batch (consistent teaching), weight {config.distill.weight:g}")
+        return train(config, out=out, log=log)
     train_set, _ = load_train_val(config.data, config.train.seed)
     log(f"teacher {teacher}: probabilities for {len(train_set):,} training images, weight {config.distill.weight:g}")
     probabilities = teacher_probabilities(teacher, train_set.images)

@@ -7,11 +7,14 @@ probabilities (N, classes) as a NumPy array. Three engines implement it:
 - `TorchEngine`: the checkpoint's model in PyTorch, on any device;
 - `OnnxEngine`: an exported model.onnx in ONNX Runtime (about twice PyTorch's speed on a 2-core CPU at batch 1 to
   256, benchmarks/bench_inference.py; slower on one huge batch, so it is fed in chunks of 256);
-- `EnsembleEngine`: the average of its members' engines, over test-time-augmentation views when the ensemble asks.
+- `EnsembleEngine`: the average of its members' engines, over test-time-augmentation views when the ensemble asks;
+- `TTAEngine`: any engine averaged over test-time views (augment.tta_views: one-pixel shifts, and their mirrors
+  for a model trained on mirrored images), for `--tta` and an ensemble's members.
 
-`load_engine(target, engine)` is the one way in: a run folder, an ensemble folder, a checkpoint or an .onnx file;
-'auto' picks ONNX Runtime when it is installed and the device is the CPU, exporting the run's model.onnx once and
-reusing it while it is newer than model.safetensors (and falling back to PyTorch where it cannot be written).
+`load_engine(target, engine, device, tta)` is the one way in: a run folder, an ensemble folder, a checkpoint or an
+.onnx file; 'auto' picks ONNX Runtime when it is installed and the device is the CPU, exporting the run's model.onnx
+once and reusing it while it is newer than model.safetensors (and falling back to PyTorch where it cannot be
+written).
 evaluate, predict, serve and the ensemble's measurements all take an Engine.
 """
 
@@ -23,8 +26,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .augment import tta_views
-from .checkpoint import load_checkpoint
+from .augment import mirrored_in_training, tta_views
+from .checkpoint import load_checkpoint, read_checkpoint
+from .config import RunConfig, from_dict
 from .errors import DigitlabError
 from .evaluate import predict_logits, resolve_device
 from .export import export_onnx, onnx_session, onnxruntime_available, run_onnx
@@ -70,8 +74,21 @@ class OnnxEngine:
         return run_onnx(self.session, np.asarray(images, dtype=np.float32), CHUNK)
 
 
+class TTAEngine:
+    """Averages an engine's probabilities over the test-time views of each batch (5, or 10 with `mirror`)."""
+
+    def __init__(self, inner: Engine, mirror: bool = False):
+        self.inner, self.mirror = inner, mirror
+        self.name = inner.name
+        self.identity = {**inner.identity, "tta": "shifts and mirrors" if mirror else "shifts"}
+
+    def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
+        views = tta_views(torch.as_tensor(images), self.mirror)
+        return sum(self.inner.predict_proba(view) for view in views) / len(views)
+
+
 class EnsembleEngine:
-    """Averages the members' probabilities (over the TTA views too when `tta`)."""
+    """Averages the members' probabilities (each over the TTA views too when `tta`)."""
 
     name = "ensemble"
 
@@ -79,7 +96,7 @@ class EnsembleEngine:
         folder = Path(folder)
         manifest = read_manifest(folder)
         self.tta = manifest["tta"] if tta is None else tta
-        self.members = [load_engine(folder / name, engine, device) for name in manifest["members"]]
+        self.members = [load_engine(folder / name, engine, device, self.tta) for name in manifest["members"]]
         self.identity = {
             "engine": f"ensemble of {len(self.members)} ({self.members[0].name})",
             "model": folder.name,
@@ -88,21 +105,33 @@ class EnsembleEngine:
 
     def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         images = torch.as_tensor(images)
-        views = tta_views(images) if self.tta else [images]
-        total = sum(member.predict_proba(view) for member in self.members for view in views)
-        return total / (len(self.members) * len(views))
+        return sum(member.predict_proba(images) for member in self.members) / len(self.members)
 
 
-def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu") -> Engine:
-    """An engine for a run folder, an ensemble folder, a checkpoint or an .onnx file."""
+def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu", tta: bool | None = None) -> Engine:
+    """An engine for a run folder, an ensemble folder, a checkpoint or an .onnx file. `tta`: average over the
+    test-time views (None: an ensemble's own switch, off for a single model)."""
     if engine not in ENGINE_NAMES:
         raise DigitlabError(f"engine '{engine}' is not one of: {', '.join(ENGINE_NAMES)}")
     target = Path(target)
     if is_ensemble(target):
-        return EnsembleEngine(target, engine, device)
+        return EnsembleEngine(target, engine, device, tta)
     if target.suffix == ".onnx":
-        return onnx_file_engine(target, engine)
+        # a bare ONNX file carries no training config: its views are the shifts alone
+        return TTAEngine(onnx_file_engine(target, engine)) if tta else onnx_file_engine(target, engine)
     checkpoint = model_path(target)
+    runner = model_engine(checkpoint, engine, device)
+    return TTAEngine(runner, mirrored_in_training(trained_config(checkpoint).augment)) if tta else runner
+
+
+def trained_config(checkpoint: Path) -> RunConfig:
+    """The config a checkpoint was trained with (its metadata; no weights are built)."""
+    info = read_checkpoint(checkpoint)[1]
+    return from_dict(RunConfig, info.get("config"), where=f"{checkpoint}: config")
+
+
+def model_engine(checkpoint: Path, engine: str, device: str) -> Engine:
+    """A checkpoint's model in ONNX Runtime ('auto' on the CPU when installed, exported beside it) or PyTorch."""
     if engine == "onnx" and not onnxruntime_available():
         raise DigitlabError("--engine onnx needs onnxruntime: pip install 'digitlab[export]'")
     use_onnx = engine == "onnx" or (engine == "auto" and device in ("cpu", "auto") and onnxruntime_available())
@@ -120,12 +149,15 @@ def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu") -
 
 
 def saliency_possible(engine: Engine) -> bool:
+    engine = engine.inner if isinstance(engine, TTAEngine) else engine  # saliency of the plain view
     return isinstance(engine, TorchEngine) or (isinstance(engine, OnnxEngine) and engine.checkpoint is not None)
 
 
 def saliency_model(engine: Engine) -> torch.nn.Module | None:
     """The PyTorch model behind an engine, for gradients: a torch engine's own, the checkpoint an ONNX engine was
-    exported from (loaded now); None for an ensemble or a bare .onnx file."""
+    exported from (loaded now); None for an ensemble or a bare .onnx file. With TTA: the model on the plain
+    view."""
+    engine = engine.inner if isinstance(engine, TTAEngine) else engine
     if isinstance(engine, TorchEngine):
         return engine.model
     if isinstance(engine, OnnxEngine) and engine.checkpoint is not None:

@@ -1,5 +1,6 @@
 """Ensembles: K members trained with different seeds on one shared validation split, probabilities averaged, and
-optional test-time augmentation (the average over fixed one-pixel shifts, augment.tta_views).
+optional test-time augmentation (the average over fixed one-pixel shifts, and their mirrors for members trained on
+mirrored images: augment.tta_views).
 
 An ensemble folder holds `ensemble.json` (members, TTA switch, metrics) and one ordinary run folder per member, so
 each member can be evaluated, reported or resumed on its own; `digitlab evaluate` and `predict` accept the folder.
@@ -24,16 +25,16 @@ import numpy as np
 import torch
 
 from . import console
-from .augment import TTA_SHIFTS, tta_views
+from .augment import mirrored_in_training, tta_views
 from .checkpoint import load_checkpoint
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .data import load_test, load_train_val
-from .engines import EnsembleEngine
+from .engines import EnsembleEngine, trained_config
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import atomic_write
-from .runs import MANIFEST, METRICS, MODEL, claim_run, read_manifest, remove_run
+from .runs import MANIFEST, METRICS, MODEL, claim_run, model_path, read_manifest, remove_run
 from .tracking import close_parent, open_parent
 from .train import train
 
@@ -218,18 +219,16 @@ def measure(folder: Path, config: RunConfig) -> dict:
     _, val = load_train_val(config.data, config.train.seed)
     splits = {"val": val, "test": load_test(config.data)}
     names = read_manifest(folder)["members"]
-    # probabilities[split][member][view]: each computed once, then averaged in every combination reported
-    views = {
-        split: tta_views(digits.images) if digits is not None and len(digits) else None
-        for split, digits in splits.items()
-    }
+    # probabilities[split][member][view]: each computed once, then averaged in every combination reported. A member
+    # trained on mirrored images also gets the mirrored views (as its TTAEngine does in predict and serve)
+    mirrors = [mirrored_in_training(trained_config(model_path(folder / name)).augment) for name in names]
+    views = {(split, mirror): tta_views(digits.images, mirror) if digits is not None and len(digits) else [None]
+             for split, digits in splits.items() for mirror in set(mirrors)}  # fmt: skip
     probabilities = {
-        split: [
-            [view_probabilities(member, view) for view in (views[split] or [None] * len(TTA_SHIFTS))]
-            for member in ensemble.members
-        ]
+        split: [[view_probabilities(member, view) for view in views[split, mirror]]
+                for member, mirror in zip(ensemble.members, mirrors)]
         for split in splits
-    }
+    }  # fmt: skip
     result = {"members": [{"name": name} for name in names]}
     for split, digits in splits.items():
         for tta, suffix in ((False, ""), (True, "_tta")):
@@ -251,8 +250,10 @@ def view_probabilities(member, view: torch.Tensor | None) -> np.ndarray | None:
 
 
 def average(nested: list[list[np.ndarray | None]]) -> np.ndarray | None:
-    flat = [p for views in nested for p in views]
-    return None if flat[0] is None else sum(flat) / len(flat)
+    """The members' mean of each member's mean over its views (members may have 5 views or 10)."""
+    if nested[0][0] is None:
+        return None
+    return sum(sum(views) / len(views) for views in nested) / len(nested)
 
 
 def accuracy(probabilities: np.ndarray | None, digits) -> float:

@@ -154,6 +154,12 @@ def add_reject_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_tta_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tta", action="store_true", default=None, help="average over test-time views: one-pixel "
+                   "shifts (and mirrors for a model trained with --hflip); default: an ensemble's switch, "
+                   "else off")  # fmt: skip
+
+
 def add_ray_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", metavar="ADDRESS", help="train each run as a Ray task: local (start Ray here), auto (join "
                    "this machine's cluster) or ray://host:10001; needs pip install 'digitlab[cluster]'")  # fmt: skip
@@ -194,6 +200,8 @@ def add_distill_command(sub) -> None:
     distill.add_argument("teacher", help="a run folder or an ensemble folder")
     distill.add_argument("--weight", type=float, help="share of the teacher's probabilities in each target "
                          "(default 0.7; the rest is the label)")  # fmt: skip
+    distill.add_argument("--consistent", action="store_true", default=None, help="the teacher labels each "
+                         "augmented batch as the student sees it (slower: a teacher pass per step)")  # fmt: skip
     distill.add_argument("--out", help="run folder (default: runs/<date-time>)")
     add_train_flags(distill)
     distill.set_defaults(recipe="fast")
@@ -238,6 +246,7 @@ def add_inference_commands(sub) -> None:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--engine", choices=ENGINES, default="auto")
+    add_tta_flag(evaluate)
     add_reject_flag(evaluate)
 
     predict = sub.add_parser("predict", help="write a Kaggle submission (ImageId,Label)")
@@ -251,6 +260,7 @@ def add_inference_commands(sub) -> None:
         default="auto",
         help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch",
     )
+    add_tta_flag(predict)
     add_force_flag(predict)
     add_reject_flag(predict)
 
@@ -275,6 +285,7 @@ def add_inference_commands(sub) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--engine", choices=ENGINES, default="auto")
+    add_tta_flag(serve)
     add_reject_flag(serve)
 
     calibrate = sub.add_parser(

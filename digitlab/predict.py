@@ -43,16 +43,18 @@ def evaluate_run(
     data_dir: str | None = None,
     engine: str = "auto",
     reject_below: str | None = None,
+    tta: bool | None = None,
 ) -> dict:
     """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file.
     With `reject_below` (calibration.Rejector), also how many images were answered "not a digit" and the accuracy
     on the rest."""
-    runner = load_engine(run, engine, device)
+    runner = load_engine(run, engine, device, tta)
     rejector = Rejector(run, reject_below) if reject_below else None
     digits = load_source(source, split, data_dir)
     probabilities = torch.from_numpy(predict_in_chunks(runner, digits.images, f"evaluating on {digits.name}"))
     result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
-    result = {"run": str(run), "data": digits.name, "engine": runner.identity["engine"], **result}
+    result = {"run": str(run), "data": digits.name, "engine": runner.identity["engine"],
+              "tta": runner.identity.get("tta", False), **result}  # fmt: skip
     if rejector is not None:
         _, rejected = rejector.rejected(digits.images)
         right = probabilities.argmax(1).numpy() == digits.labels.numpy()
@@ -69,12 +71,13 @@ def predict_file(
     engine: str = "auto",
     force: bool = False,
     reject_below: str | None = None,
+    tta: bool | None = None,
 ) -> dict:
     """Read images (CSV, IDX or .npz), predict, write a Kaggle submission; returns counts and timings. The output
     may not be the input or a file of the run folder, and replaces an existing file only with `force`."""
     out_path = check_output(out_path, inputs=(input_path, run), force=force)
     start = time.perf_counter()
-    runner = load_engine(run, engine, device)
+    runner = load_engine(run, engine, device, tta)
     images, _ = read_images(input_path)
     read_done = time.perf_counter()
     pixels = torch.from_numpy(images).unsqueeze(1)

@@ -381,7 +381,9 @@ EXPLAIN_BODY = {  # one image, as for /predict
 }
 
 
-def serve(target: str, host: str = "127.0.0.1", port: int = 8000, engine: str = "auto", reject_below=None) -> None:
+def serve(
+    target: str, host: str = "127.0.0.1", port: int = 8000, engine: str = "auto", reject_below=None, tta=None
+) -> None:
     import uvicorn
 
     from .engines import load_engine
@@ -390,7 +392,7 @@ def serve(target: str, host: str = "127.0.0.1", port: int = 8000, engine: str = 
     from .calibration import Rejector
 
     rejector = Rejector(target, reject_below) if reject_below else None
-    app = create_app(load_engine(target, engine, "cpu"), allowed, rejector)
+    app = create_app(load_engine(target, engine, "cpu", tta), allowed, rejector)
     print(f"digitlab: serving {target} on http://{host}:{port}/  (draw at /, API docs at /docs)", flush=True)
     limits = {"limit_concurrency": MAX_CONNECTIONS, "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", http=TimedH11Protocol, **limits)

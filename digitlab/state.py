@@ -33,6 +33,7 @@ from .config import RunConfig, from_dict, to_dict
 from .data import Digits, load_test, load_train_val
 from .datasets import DATASETS
 from .distributed import Processes
+from .engines import EnsembleEngine, load_engine
 from .errors import DigitlabError
 from .evaluate import resolve_device
 from .formats import atomic_write
@@ -86,6 +87,7 @@ class Run:
         self.images = self.train_set.images.to(self.device)  # (N, 1, 28, 28) uint8, the whole set on the device
         self.labels = self.train_set.labels.to(self.device)
         self.targets = training_targets(self.config, self.train_set, self.run_dir).to(self.device)  # (N,) or (N, 10)
+        self.teacher = BatchTeacher(self.config, self.device) if self.config.distill.consistent else None
         self.global_batch = self.config.train.batch_size * self.processes.world  # torchrun: batch x processes
         self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
         self.total_steps = self.steps_per_epoch * self.config.train.epochs
@@ -96,6 +98,13 @@ class Run:
     def kept(self) -> torch.nn.Module:
         """What validation sees and model.safetensors keeps: the weight average when there is one."""
         return self.model if self.averaged is None else self.averaged.module
+
+    def batch_targets(self, batch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """What the loss compares the logits of images `batch`, augmented into `x`, with: the stored targets, or
+        under consistent teaching the label/teacher mix for exactly these augmented images."""
+        if self.teacher is None:
+            return self.targets[batch]
+        return self.teacher(x, self.labels[batch], self.autocast)
 
     def update_average(self) -> None:
         if self.averaged is not None:
@@ -110,14 +119,39 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def stored_teacher(config: RunConfig) -> bool:
+    """Whether the run trains on teacher probabilities computed once and kept in its folder (distill.py)."""
+    return config.distill.teacher is not None and not config.distill.consistent
+
+
 def training_targets(config: RunConfig, train_set: Digits, run_dir: Path) -> torch.Tensor:
     """What the loss compares the logits with: the labels (N,); for a distilled run (distill.py) the mix
-    (1 - weight) * one_hot(label) + weight * p_teacher (N, classes), the teacher's share read from the run folder."""
-    if config.distill.teacher is None:
+    (1 - weight) * one_hot(label) + weight * p_teacher (N, classes), the teacher's share read from the run folder
+    (under consistent teaching the mix is made per batch: `BatchTeacher`)."""
+    if not stored_teacher(config):
         return train_set.labels
     teacher = load_teacher(run_dir / TEACHER, config.distill.teacher, len(train_set))
     one_hot = F.one_hot(train_set.labels, teacher.shape[1]).float()
     return (1 - config.distill.weight) * one_hot + config.distill.weight * teacher
+
+
+class BatchTeacher:
+    """The teacher of a consistently taught run, on the training device: for each augmented batch, the mix
+    (1 - weight) * one_hot(label) + weight * p_teacher(augmented images), an ensemble's members averaged."""
+
+    def __init__(self, config: RunConfig, device: torch.device):
+        teacher = load_engine(config.distill.teacher, "torch", str(device), tta=False)
+        members = teacher.members if isinstance(teacher, EnsembleEngine) else [teacher]
+        self.models = [member.model.eval() for member in members]
+        self.weight = config.distill.weight
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, labels: torch.Tensor, autocast: torch.dtype | None) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            probabilities = sum(torch.softmax(model(x).float(), 1) for model in self.models) / len(self.models)
+        one_hot = F.one_hot(labels, probabilities.shape[1]).float()
+        return (1 - self.weight) * one_hot + self.weight * probabilities  # (B, classes)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -169,7 +203,7 @@ def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, proc
     """A new run folder (rank 0 creates it and writes config.json, and a distilled run's teacher probabilities; the
     others learn its name) and a seeded model holding the training pixels' mean and standard deviation (the seed's
     norm_input)."""
-    if (config.distill.teacher is None) != (teacher is None):
+    if stored_teacher(config) != (teacher is not None):
         raise DigitlabError("a distilled run needs its teacher's probabilities: train it with `digitlab distill`")
     run_dir = Path(processes.broadcast(str(new_run_dir(out)) if processes.main else None))
     model = seeded_model(config, train_set)

@@ -161,7 +161,7 @@ def train(
                 batch = run.processes.shard(global_batch)  # this process's part: all of it without torchrun
                 epoch.lr = set_lr(run.optimizer, lr_at((number - 1) * run.steps_per_epoch + step, run.total_steps, tc))
                 x = augment_batch(run.images[batch].float(), run.config.augment, epoch.augment_rng)  # (B, 1, 28, 28)
-                targets = run.targets[batch]  # labels, or label/teacher probability mixes when distilling
+                targets = run.batch_targets(batch, x)  # labels, or label/teacher probability mixes when distilling
                 loss, logits = train_step(run.forward, run.optimizer, x, targets, tc.label_smoothing, run.autocast)
                 run.update_average()
                 epoch.loss_sum += loss * len(batch)

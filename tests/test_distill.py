@@ -17,7 +17,8 @@ from digitlab.config import DataConfig, RunConfig
 from digitlab.data import load_train_val
 from digitlab.engines import TorchEngine
 from digitlab.errors import DataError
-from digitlab.state import training_targets
+from digitlab.runs import TEACHER
+from digitlab.state import BatchTeacher, training_targets
 
 
 @pytest.mark.slow
@@ -30,7 +31,7 @@ def test_student_learns_from_the_teacher_on_its_split_and_keeps_its_probabilitie
     recorded = json.loads((student / "config.json").read_text())["config"]
     taught = json.loads((teacher / "config.json").read_text())["config"]
     assert recorded["recipe"] == "fast" and recorded["model"]["arch"] == "compact"
-    assert recorded["distill"] == {"teacher": str(teacher.resolve()), "weight": 0.8}
+    assert recorded["distill"] == {"teacher": str(teacher.resolve()), "weight": 0.8, "consistent": False}
     assert {k: recorded["data"][k] for k in ("source", "val_size", "train_size")} == {
         k: taught["data"][k] for k in ("source", "val_size", "train_size")
     }
@@ -58,6 +59,32 @@ def test_student_learns_from_the_teacher_on_its_split_and_keeps_its_probabilitie
     r = run_cli("evaluate", str(student), "--data-dir", str(data_dir))
     assert r.returncode == 0 and "accuracy" in r.stdout, r.stderr
     (student / "metrics.json").unlink()  # as if stopped before the end: resume finishes it, teacher long gone
+    r = run_cli("train", "--resume", str(student), "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((student / "metrics.json").read_text())["test"] == metrics["test"]
+
+
+def test_a_consistent_teacher_labels_the_augmented_batch(trained_run, mnist_test):
+    taught = RunConfig(distill=dataclasses.replace(RunConfig().distill, teacher=str(trained_run), consistent=True))
+    x = torch.from_numpy(mnist_test[0][:16]).unsqueeze(1).float().rot90(1, (2, 3))  # any augmented view
+    labels = torch.from_numpy(mnist_test[1][:16]).long()
+    targets = BatchTeacher(taught, torch.device("cpu"))(x, labels, None)
+    expected = TorchEngine(trained_run / "model.safetensors").predict_proba(x)
+    one_hot = torch.nn.functional.one_hot(labels, 10).float()
+    np.testing.assert_allclose(targets.numpy(), (0.3 * one_hot + 0.7 * torch.as_tensor(expected)).numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_consistent_distillation_end_to_end_keeps_no_probabilities(trained_run, tmp_path, data_dir):
+    student = tmp_path / "student"
+    r = run_cli("distill", str(trained_run), "--consistent", "--epochs", "2", "--out", str(student),
+                "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "labels each augmented batch" in r.stdout and not (student / TEACHER).exists()
+    assert json.loads((student / "config.json").read_text())["config"]["distill"]["consistent"] is True
+    metrics = json.loads((student / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.85, metrics["test"]["accuracy"]
+    (student / "metrics.json").unlink()  # as if stopped before the end: resume finishes it from the teacher folder
     r = run_cli("train", "--resume", str(student), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     assert json.loads((student / "metrics.json").read_text())["test"] == metrics["test"]

@@ -9,8 +9,9 @@ import pytest
 import torch
 from conftest import run_cli
 
-from digitlab.augment import shift_batch, tta_views
-from digitlab.engines import EnsembleEngine, TorchEngine
+from digitlab.augment import mirrored_in_training, shift_batch, tta_views
+from digitlab.config import AugmentConfig
+from digitlab.engines import EnsembleEngine, TorchEngine, load_engine
 
 
 def test_tta_views_are_exact_one_pixel_shifts():
@@ -22,6 +23,38 @@ def test_tta_views_are_exact_one_pixel_shifts():
     edge = torch.zeros(1, 1, 28, 28)
     edge[0, 0, 27, 27] = 1
     assert shift_batch(edge, 1, 1).sum() == 0  # pushed out, not wrapped around
+
+
+def test_mirrored_views_only_for_models_trained_on_mirrors():
+    x = torch.zeros(1, 1, 28, 28)
+    x[0, 0, 10, 3] = 255
+    views = tta_views(x, mirror=True)
+    assert len(views) == 10 and all(torch.equal(m, v.flip(-1)) for v, m in zip(views[:5], views[5:]))
+    assert views[5][0, 0, 10, 24] == 255 and views[6][0, 0, 11, 24] == 255  # mirror of the one-pixel move down
+    assert mirrored_in_training(AugmentConfig(hflip=0.5))
+    assert not mirrored_in_training(AugmentConfig()) and not mirrored_in_training(AugmentConfig(enabled=False, hflip=1))
+
+
+def test_tta_on_a_single_run_averages_its_views(trained_run, mnist_test):
+    images = torch.from_numpy(mnist_test[0][:32]).unsqueeze(1)
+    engine = load_engine(trained_run, "torch", tta=True)
+    plain = TorchEngine(trained_run / "model.safetensors")
+    expected = np.mean([plain.predict_proba(v) for v in tta_views(images)], axis=0)  # trained without mirrors
+    assert engine.identity["tta"] == "shifts" and load_engine(trained_run, "torch").identity.get("tta") is None
+    np.testing.assert_allclose(engine.predict_proba(images), expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_evaluate_with_tta_on_a_mirror_trained_run(tmp_path, data_dir):
+    run = tmp_path / "run"
+    args = ["--recipe", "fast", "--train-size", "600", "--val-size", "100", "--epochs", "1", "--hflip", "0.5"]
+    assert run_cli("train", *args, "--out", str(run), "--data-dir", str(data_dir)).returncode == 0
+    r = run_cli("evaluate", str(run), "--tta", "--json", "--data-dir", str(data_dir))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["tta"] == "shifts and mirrors" and result["n"] == 10_000 and 0.3 < result["accuracy"] <= 1
+    plain = json.loads(run_cli("evaluate", str(run), "--json", "--data-dir", str(data_dir)).stdout)
+    assert plain["tta"] is False and plain["accuracy"] != result["accuracy"]
 
 
 # the fast recipe's compact CNN keeps these tests quick: the ensemble logic is the same for every model
