@@ -141,9 +141,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from .distill import distill
 
-    if args.data or args.val_size is not None or args.train_size is not None or args.split_seed is not None:
-        raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size, "
-                            "--train-size and --split-seed")  # fmt: skip
+    if args.data or args.val_size not in (None, 0) or args.train_size is not None or args.split_seed is not None:
+        raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size "
+                            "(but for 0: no validation, all images), --train-size and --split-seed")  # fmt: skip
     config = override(train_config(args), {"distill.weight": args.weight, "distill.consistent": args.consistent})
     distill(config, args.teacher, args.out)
 

@@ -18,7 +18,9 @@ the clean image that a rotated or shifted copy may no longer deserve). Each step
 too (state.BatchTeacher), and resuming needs the teacher folder where it was.
 
 Honesty: the student takes the teacher's data settings (source, validation size, sub-sample and split seed), so its
-validation images are images the teacher never trained on, and the teacher never sees the test set.
+validation images are images the teacher never trained on, and the teacher never sees the test set. `--val-size 0`
+(no validation: the last epoch is kept) trains a final student on all the images, the teacher's validation
+images included, with a schedule chosen on the split before.
 """
 
 from __future__ import annotations
@@ -56,10 +58,12 @@ def teacher_config(teacher: str | Path) -> RunConfig:
 
 def student_config(config: RunConfig, teacher: str | Path) -> RunConfig:
     """`config` taught by `teacher`, on the teacher's split: its data source, validation size, sub-sample and split
-    seed (its training seed when it recorded none); the data cache folder stays the student's."""
+    seed (its training seed when it recorded none); the data cache folder stays the student's. A student asking for
+    no validation (val_size 0: the final model of a schedule chosen before) trains on all the teacher's images."""
     taught = teacher_config(teacher)
     split_seed = taught.train.seed if taught.data.split_seed is None else taught.data.split_seed
-    data = dataclasses.replace(taught.data, data_dir=config.data.data_dir, split_seed=split_seed)
+    val_size = 0 if config.data.val_size == 0 else taught.data.val_size
+    data = dataclasses.replace(taught.data, data_dir=config.data.data_dir, split_seed=split_seed, val_size=val_size)
     distill = dataclasses.replace(config.distill, teacher=str(Path(teacher).resolve()))
     return dataclasses.replace(config, data=data, distill=distill)
 

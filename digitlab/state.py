@@ -87,7 +87,8 @@ class Run:
         self.images = self.train_set.images.to(self.device)  # (N, 1, 28, 28) uint8, the whole set on the device
         self.labels = self.train_set.labels.to(self.device)
         self.targets = training_targets(self.config, self.train_set, self.run_dir).to(self.device)  # (N,) or (N, 10)
-        self.teacher = BatchTeacher(self.config, self.device) if self.config.distill.consistent else None
+        taught_per_batch = self.config.distill.consistent and self.config.distill.teacher is not None
+        self.teacher = BatchTeacher(self.config, self.device) if taught_per_batch else None
         self.global_batch = self.config.train.batch_size * self.processes.world  # torchrun: batch x processes
         self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
         self.total_steps = self.steps_per_epoch * self.config.train.epochs

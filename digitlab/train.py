@@ -280,10 +280,10 @@ def record_epoch(run: Run, epoch: Epoch, log) -> None:
         record.update(train_eval_loss=clean["loss"], train_eval_accuracy=clean["accuracy"])
     run.history.append(record)
     run.tracker.log_epoch(record)
+    validation = f"val loss {record['val_loss']:.4f} acc {record['val_accuracy']:.2%}" if len(run.val_set) else "no val"
     log(
         f"epoch {epoch.number:>3}/{tc.epochs}  train loss {record['train_loss']:.4f} "
-        f"acc {record['train_accuracy']:.2%}  val loss {record['val_loss']:.4f} "
-        f"acc {record['val_accuracy']:.2%}  {seconds:.1f} s ({record['images_per_s']:,.0f} img/s)"
+        f"acc {record['train_accuracy']:.2%}  {validation}  {seconds:.1f} s ({record['images_per_s']:,.0f} img/s)"
     )
     if run.best is None or not len(run.val_set) or selection_key(record) > selection_key(run.best):
         run.best = record
@@ -329,7 +329,10 @@ def finish(run: Run, log) -> dict:
     if test is not None:
         images["confusion_matrix"] = confusion_figure(test["confusion_matrix"])
     run.tracker.finish(metrics, images)
-    log(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.2%} (loss {best['val_loss']:.4f})")
+    if len(run.val_set):
+        log(f"best epoch {best['epoch']}: validation accuracy {best['val_accuracy']:.2%} (loss {best['val_loss']:.4f})")
+    else:
+        log(f"no validation split: the model of the last epoch ({best['epoch']}) is kept")
     if test is not None:
         log(f"test accuracy {test['accuracy']:.2%} ({test['errors']} errors in {test['n']:,}), loss {test['loss']:.4f}")
     else:

@@ -15,6 +15,7 @@ from conftest import run_cli
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import DataConfig, RunConfig
 from digitlab.data import load_train_val
+from digitlab.distill import student_config
 from digitlab.engines import TorchEngine
 from digitlab.errors import DataError
 from digitlab.runs import TEACHER
@@ -95,6 +96,13 @@ def test_without_a_teacher_the_targets_are_the_labels(tmp_path, data_dir):
     train_set, _ = load_train_val(plain.data, 0)
     assert training_targets(plain, train_set, tmp_path) is train_set.labels
     assert not list(tmp_path.iterdir())
+
+
+def test_a_final_student_without_validation_trains_on_all_the_teachers_images(trained_run):
+    split = student_config(RunConfig(), trained_run).data
+    final = student_config(RunConfig(data=DataConfig(val_size=0)), trained_run).data
+    assert split.val_size == 500 and final.val_size == 0
+    assert dataclasses.replace(final, val_size=500) == split  # nothing else of the teacher's split changes
 
 
 def test_bad_teachers_and_split_flags_are_one_clear_error(tmp_path):

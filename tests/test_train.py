@@ -96,6 +96,17 @@ def test_trace_test_observes_the_test_set_and_chooses_nothing(tmp_path, data_dir
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_without_validation_the_last_epoch_is_kept_and_trained_on_every_image(tmp_path, data_dir):
+    config = override(small_config(data_dir, epochs=2), {"model.arch": "compact", "data.val_size": 0})
+    lines = []
+    metrics = train(config, out=tmp_path / "final", log=lines.append)
+    assert metrics["train_images"] == 3000 and metrics["val_images"] == 0 and math.isnan(metrics["val_accuracy"])
+    assert metrics["best_epoch"] == 2 and 0.5 < metrics["test"]["accuracy"] <= 1
+    assert load_checkpoint(tmp_path / "final" / "model.safetensors")[2]["epoch"] == 2
+    assert "no validation split: the model of the last epoch (2) is kept" in lines
+    assert not any("nan" in line for line in lines), [line for line in lines if "nan" in line]
+
+
 def test_autocast_is_bf16_on_cuda_or_when_asked_and_off_otherwise():
     from digitlab.state import autocast_dtype
 
