@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
+import urllib.request
 
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, start_server
 
 from digitlab.augment import mirrored_in_training, shift_batch, tta_views
 from digitlab.config import AugmentConfig
@@ -55,6 +57,31 @@ def test_evaluate_with_tta_on_a_mirror_trained_run(tmp_path, data_dir):
     assert result["tta"] == "shifts and mirrors" and result["n"] == 10_000 and 0.3 < result["accuracy"] <= 1
     plain = json.loads(run_cli("evaluate", str(run), "--json", "--data-dir", str(data_dir)).stdout)
     assert plain["tta"] is False and plain["accuracy"] != result["accuracy"]
+
+
+@pytest.mark.slow
+def test_predict_and_serve_take_tta_for_a_single_run(trained_run, tmp_path, mnist_test):
+    images = mnist_test[0][:8]
+    np.savez(tmp_path / "x.npz", images=images)
+    r = run_cli("predict", str(trained_run), "--tta", "--engine", "torch", "--input", str(tmp_path / "x.npz"),
+                "--out", str(tmp_path / "s.csv"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    expected = load_engine(trained_run, "torch", tta=True).predict_proba(torch.from_numpy(images).unsqueeze(1))
+    written = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1, dtype=int)[:, 1]
+    np.testing.assert_array_equal(written, expected.argmax(1))
+    run = shutil.copytree(trained_run, tmp_path / "served")  # the auto engine writes model.onnx beside the weights
+    process, url = start_server(run, "--tta")
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=30) as response:
+            assert json.load(response)["model"]["tta"] == "shifts"
+        body = json.dumps({"pixels": [images[0].tolist()]}).encode()
+        request = urllib.request.Request(f"{url}/predict", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.load(response)["predictions"][0]
+        np.testing.assert_allclose(answer["probabilities"], expected[0], atol=1e-4)  # ONNX Runtime vs PyTorch
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 # the fast recipe's compact CNN keeps these tests quick: the ensemble logic is the same for every model
