@@ -242,7 +242,9 @@ def add_inference_commands(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
     evaluate.add_argument("run", metavar="RUN_DIR")
     add_data_flags(evaluate)
-    evaluate.add_argument("--split", choices=["train", "test"], default="test", help="split of a named dataset")
+    evaluate.add_argument("--split", choices=["train", "test", "val"], default="test", help="split of a named "
+                          "dataset, or val: the run's own validation split (a run trained on a file: with --data "
+                          "FILE)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--engine", choices=ENGINES, default="auto")

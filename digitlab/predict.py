@@ -7,6 +7,7 @@ call.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import torch
 
 from . import console
 from .calibration import Rejector
-from .data import load_source
-from .engines import load_engine
+from .data import Digits, load_source, load_train_val
+from .datasets import DATASETS
+from .engines import load_engine, trained_config
+from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import read_images, write_submission
-from .runs import check_output
+from .runs import check_output, is_ensemble, model_path, read_manifest
 
 NOT_A_DIGIT = -1  # the Label written for an image answered "not a digit" (predict --reject-below)
 CHUNK = 4096  # images per engine call: a bar that moves, at no measurable cost (engines batch 256 inside)
@@ -45,12 +48,13 @@ def evaluate_run(
     reject_below: str | None = None,
     tta: bool | None = None,
 ) -> dict:
-    """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file.
+    """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file;
+    split 'val': the run's own validation split (`validation_split`).
     With `reject_below` (calibration.Rejector), also how many images were answered "not a digit" and the accuracy
     on the rest."""
     runner = load_engine(run, engine, device, tta)
     rejector = Rejector(run, reject_below) if reject_below else None
-    digits = load_source(source, split, data_dir)
+    digits = validation_split(run, source, data_dir) if split == "val" else load_source(source, split, data_dir)
     probabilities = torch.from_numpy(predict_in_chunks(runner, digits.images, f"evaluating on {digits.name}"))
     result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
     result = {"run": str(run), "data": digits.name, "engine": runner.identity["engine"],
@@ -61,6 +65,22 @@ def evaluate_run(
         result["rejected"] = int(rejected.sum())
         result["accuracy_accepted"] = float(right[~rejected].mean()) if (~rejected).any() else float("nan")
     return result
+
+
+def validation_split(target: str | Path, source: str, data_dir: str | None = None) -> Digits:
+    """The validation images a run (an ensemble: its first member, the split all members share) held out of its
+    training, rebuilt from its recorded data settings and seed. A run trained on a file needs that file named again
+    (`source`): paths recorded in a run folder are not opened by themselves."""
+    target = Path(target)
+    run = target / read_manifest(target)["members"][0] if is_ensemble(target) else target
+    config = trained_config(model_path(run))
+    if config.data.source not in DATASETS and source != config.data.source:
+        raise DigitlabError(f"{target} was trained on the file {config.data.source!r}: pass --data with that path "
+                            "to evaluate its validation split")  # fmt: skip
+    _, val = load_train_val(dataclasses.replace(config.data, data_dir=data_dir), config.train.seed)
+    if not len(val):
+        raise DigitlabError(f"{target} was trained without a validation split (--val-size 0): nothing to evaluate")
+    return val
 
 
 def predict_file(

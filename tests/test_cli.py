@@ -36,6 +36,18 @@ def test_evaluate_json_and_text(trained_run, data_dir):
     assert "confusion matrix" in text.stdout and f"{result['accuracy']:.2%}" in text.stdout
 
 
+def test_evaluate_on_the_runs_own_validation_split(trained_run, data_dir, tmp_path):
+    r = run_cli("evaluate", str(trained_run), "--split", "val", "--engine", "torch", "--json", "--data-dir",
+                str(data_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert result["n"] == 500 and result["data"].endswith("(validation)")
+    assert result["accuracy"] == pytest.approx(metrics["val_accuracy"], abs=1e-9)  # the split training chose on
+    r = run_cli("evaluate", str(tmp_path / "nowhere"), "--split", "val")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
 def test_predict_writes_a_kaggle_submission_from_csv_idx_and_npz(trained_run, tmp_path, test_images):
     images, labels = test_images[0][:300], test_images[1][:300]
     write_kaggle_csv(tmp_path / "test.csv", images)
