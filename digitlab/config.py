@@ -225,10 +225,11 @@ def recipe(name: str) -> RunConfig:
         # the stacked 3x3 CNN at width 32 with light regularisation, 19 epochs: validation 93.44 %, test 93.28 % in
         # 14.8 minutes; the reference CNN (dropout 0.5, erasing 0.5, 14 epochs) had 93.18 % / 92.99 % in 17.5-20.5
         # minutes, and the stacked CNN at width 24 with that regularisation 92.92 % / 92.65 % (it underfit: augmented
-        # training accuracy stayed below validation accuracy)
+        # training accuracy stayed below validation accuracy). Then 23 epochs, to fill the 20-minute budget:
+        # validation 93.86 % (94.32 % with mirror-and-shift TTA, `evaluate --tta`), test 93.60 % (94.06 %), 18.3 min
         model = ModelConfig(arch="vgg", width=32, dropout=0.1)
         clothing = AugmentConfig(rotation_deg=0.0, shift=0.08, shear_rad=0.0, zoom=0.08, hflip=0.5, erase=0.25)
-        train = dataclasses.replace(best.train, epochs=19)
+        train = dataclasses.replace(best.train, epochs=23)
         return dataclasses.replace(
             best, recipe="fashion", model=model, augment=clothing, train=train, data=DataConfig(source="fashion-mnist")
         )

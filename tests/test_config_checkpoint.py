@@ -8,6 +8,7 @@ import pickle
 
 import pytest
 import torch
+from conftest import REPO
 
 from digitlab.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from digitlab.cli import main
@@ -39,6 +40,12 @@ def test_config_round_trip_and_validation():
         AugmentConfig(shear_rad=2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.train.epochs = 5  # type: ignore[misc]
+
+
+def test_the_fashion_recipe_is_the_configuration_that_was_measured():
+    # README's Fashion-MNIST figures come from this run folder's config (docs/results-2026-12-01b)
+    measured = json.loads((REPO / "docs/results-2026-12-01b/fashion_vgg32_e23_config.json").read_text())
+    assert from_dict(RunConfig, measured["config"]) == recipe("fashion")
 
 
 def test_recipes_are_valid_named_configs():
