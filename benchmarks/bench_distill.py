@@ -26,7 +26,7 @@ import torch
 from bench_inference import rate
 from common import OUT, digitlab, machine, mean_std, write_result
 
-from digitlab.config import RunConfig, from_dict
+from digitlab.checkpoint import checkpoint_config
 from digitlab.datasets import load_split
 from digitlab.engines import OnnxEngine, TorchEngine
 from digitlab.export import export_onnx
@@ -58,7 +58,7 @@ def student(teacher: Path, weight: float, seed: int, extra: list[str], tag: str)
 
 
 def architecture(run: Path) -> str:
-    return from_dict(RunConfig, json.loads((run / "config.json").read_text())["config"]).model.arch
+    return checkpoint_config(run / "model.safetensors").model.arch
 
 
 def speeds(runs: dict[str, Path], images: torch.Tensor, rounds: int = 3) -> dict:

@@ -124,10 +124,20 @@ def check_metadata(path: Path, info: dict) -> None:
         raise DataError(path, "metadata", problem)
 
 
+def recorded_config(path: str | Path, info: dict) -> RunConfig:
+    """The RunConfig in a checkpoint's metadata (`read_checkpoint` checked that there is one)."""
+    return from_dict(RunConfig, info["config"], where=f"{path}: config")
+
+
+def checkpoint_config(path: str | Path) -> RunConfig:
+    """The config a checkpoint was trained with; no model is built."""
+    return recorded_config(path, read_checkpoint(path)[1])
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, RunConfig, metadata, all tensors); tensor shapes are checked against the config."""
     tensors, info = read_checkpoint(path)
-    config = from_dict(RunConfig, info["config"], where=f"{path}: config")
+    config = recorded_config(path, info)
     model = build_model(config.model)
     expected = model.state_dict()
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}

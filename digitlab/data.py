@@ -92,6 +92,14 @@ def auto_val_size(labels: torch.Tensor) -> int:
     return min(len(labels) - classes, max(min(5000, round(0.1 * len(labels))), 2 * classes))
 
 
+def check_recorded_source(data: DataConfig, source: str | None, run: str | Path, purpose: str) -> None:
+    """A run trained on a file is opened again only when the user names that file (`source`): paths recorded in a
+    run folder or checkpoint are not opened by themselves. Named datasets need nothing."""
+    if data.source not in DATASETS and source != data.source:
+        raise DigitlabError(f"{run} was trained on the file {data.source!r}: pass --data with that path {purpose} "
+                            "(paths stored in a checkpoint are not opened by themselves)")  # fmt: skip
+
+
 def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
     """The training data split into (train, validation), then train optionally sub-sampled; both stratified."""
     seed = seed if config.split_seed is None else config.split_seed

@@ -27,8 +27,7 @@ import numpy as np
 import torch
 
 from .augment import mirrored_in_training, tta_views
-from .checkpoint import load_checkpoint, read_checkpoint
-from .config import RunConfig, from_dict
+from .checkpoint import checkpoint_config, load_checkpoint
 from .errors import DigitlabError
 from .evaluate import predict_logits, resolve_device
 from .export import export_onnx, onnx_session, onnxruntime_available, run_onnx
@@ -121,13 +120,7 @@ def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu", t
         return TTAEngine(onnx_file_engine(target, engine)) if tta else onnx_file_engine(target, engine)
     checkpoint = model_path(target)
     runner = model_engine(checkpoint, engine, device)
-    return TTAEngine(runner, mirrored_in_training(trained_config(checkpoint).augment)) if tta else runner
-
-
-def trained_config(checkpoint: Path) -> RunConfig:
-    """The config a checkpoint was trained with (its metadata; no weights are built)."""
-    info = read_checkpoint(checkpoint)[1]
-    return from_dict(RunConfig, info.get("config"), where=f"{checkpoint}: config")
+    return TTAEngine(runner, mirrored_in_training(checkpoint_config(checkpoint).augment)) if tta else runner
 
 
 def model_engine(checkpoint: Path, engine: str, device: str) -> Engine:

@@ -26,11 +26,11 @@ import torch
 
 from . import console
 from .augment import mirrored_in_training, tta_views
-from .checkpoint import load_checkpoint
+from .checkpoint import checkpoint_config, load_checkpoint
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .data import load_test, load_train_val
-from .engines import EnsembleEngine, trained_config
+from .engines import EnsembleEngine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import atomic_write
@@ -221,7 +221,7 @@ def measure(folder: Path, config: RunConfig) -> dict:
     names = read_manifest(folder)["members"]
     # probabilities[split][member][view]: each computed once, then averaged in every combination reported. A member
     # trained on mirrored images also gets the mirrored views (as its TTAEngine does in predict and serve)
-    mirrors = [mirrored_in_training(trained_config(model_path(folder / name)).augment) for name in names]
+    mirrors = [mirrored_in_training(checkpoint_config(model_path(folder / name)).augment) for name in names]
     views = {(split, mirror): tta_views(digits.images, mirror) if digits is not None and len(digits) else [None]
              for split, digits in splits.items() for mirror in set(mirrors)}  # fmt: skip
     probabilities = {

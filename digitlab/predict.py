@@ -16,9 +16,9 @@ import torch
 
 from . import console
 from .calibration import Rejector
-from .data import Digits, load_source, load_train_val
-from .datasets import DATASETS
-from .engines import load_engine, trained_config
+from .checkpoint import checkpoint_config
+from .data import Digits, check_recorded_source, load_source, load_train_val
+from .engines import load_engine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import read_images, write_submission
@@ -73,10 +73,8 @@ def validation_split(target: str | Path, source: str, data_dir: str | None = Non
     (`source`): paths recorded in a run folder are not opened by themselves."""
     target = Path(target)
     run = target / read_manifest(target)["members"][0] if is_ensemble(target) else target
-    config = trained_config(model_path(run))
-    if config.data.source not in DATASETS and source != config.data.source:
-        raise DigitlabError(f"{target} was trained on the file {config.data.source!r}: pass --data with that path "
-                            "to evaluate its validation split")  # fmt: skip
+    config = checkpoint_config(model_path(run))
+    check_recorded_source(config.data, source, target, "to evaluate its validation split")
     _, val = load_train_val(dataclasses.replace(config.data, data_dir=data_dir), config.train.seed)
     if not len(val):
         raise DigitlabError(f"{target} was trained without a validation split (--val-size 0): nothing to evaluate")

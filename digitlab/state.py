@@ -21,17 +21,16 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .checkpoint import (
+    checkpoint_config,
     environment,
     load_checkpoint,
     load_teacher,
-    read_checkpoint,
     restore_optimizer,
     save_checkpoint,
     save_teacher,
 )
-from .config import RunConfig, from_dict, to_dict
-from .data import Digits, load_test, load_train_val
-from .datasets import DATASETS
+from .config import RunConfig, to_dict
+from .data import Digits, check_recorded_source, load_test, load_train_val
 from .distributed import Processes
 from .engines import EnsembleEngine, load_engine
 from .errors import DigitlabError
@@ -132,8 +131,12 @@ def training_targets(config: RunConfig, train_set: Digits, run_dir: Path) -> tor
     if not stored_teacher(config):
         return train_set.labels
     teacher = load_teacher(run_dir / TEACHER, config.distill.teacher, len(train_set))
-    one_hot = F.one_hot(train_set.labels, teacher.shape[1]).float()
-    return (1 - config.distill.weight) * one_hot + config.distill.weight * teacher
+    return label_teacher_mix(train_set.labels, teacher, config.distill.weight)
+
+
+def label_teacher_mix(labels: torch.Tensor, probabilities: torch.Tensor, weight: float) -> torch.Tensor:
+    """(1 - weight) * one_hot(label) + weight * p_teacher: a distilled run's training target, (N, classes)."""
+    return (1 - weight) * F.one_hot(labels, probabilities.shape[1]).float() + weight * probabilities
 
 
 class BatchTeacher:
@@ -151,8 +154,7 @@ class BatchTeacher:
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             probabilities = sum(torch.softmax(model(x).float(), 1) for model in self.models) / len(self.models)
-        one_hot = F.one_hot(labels, probabilities.shape[1]).float()
-        return (1 - self.weight) * one_hot + self.weight * probabilities  # (B, classes)
+        return label_teacher_mix(labels, probabilities, self.weight)  # (B, classes)
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -260,13 +262,8 @@ def resume_config(run_dir: str | Path, source: str | None = None, data_dir: str 
     """The config to resume `run_dir` with: the one recorded in its checkpoint, except that data paths stored there
     are not trusted. A run trained on a file resumes only when the user names that file again (`source`); the data
     cache is the default one unless `data_dir` is given."""
-    _, info = read_checkpoint(Path(run_dir) / LAST)
-    recorded = from_dict(RunConfig, info.get("config"), where=f"{Path(run_dir) / LAST}: config")
-    if recorded.data.source not in DATASETS and source != recorded.data.source:
-        raise DigitlabError(
-            f"{run_dir} was trained on the file {recorded.data.source!r}: pass --data with that path "
-            "to resume it (paths stored in a checkpoint are not opened by themselves)"
-        )
+    recorded = checkpoint_config(Path(run_dir) / LAST)
+    check_recorded_source(recorded.data, source, run_dir, "to resume it")
     return dataclasses.replace(recorded, data=dataclasses.replace(recorded.data, data_dir=data_dir))
 
 
