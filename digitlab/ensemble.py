@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -149,6 +150,8 @@ def split_of(config: RunConfig) -> dict:
     validation images."""
     data = config.data
     seed = data.split_seed if data.split_seed is not None else config.train.seed
+    if data.val_size == 0 and data.train_size is None:
+        seed = None  # every image is trained on, whatever the seed: final models of any seeds may be ensembled
     return {"source": data.source, "val_size": data.val_size, "train_size": data.train_size, "split_seed": seed}
 
 
@@ -199,15 +202,16 @@ def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, 
         json.dump({**manifest, "metrics": result}, f, indent=2)
     for m in result["members"]:
         log(
-            f"  {m['name']}: validation {m['val_accuracy']:.2%}, test {m['test_accuracy']:.2%} "
-            f"(with TTA: {m['val_accuracy_tta']:.2%}, {m['test_accuracy_tta']:.2%})"
+            f"  {m['name']}: validation {percent(m['val_accuracy'])}, test {percent(m['test_accuracy'])} "
+            f"(with TTA: {percent(m['val_accuracy_tta'])}, {percent(m['test_accuracy_tta'])})"
         )
     log(
-        f"ensemble of {len(names)}: validation {result['val_accuracy']:.2%}, test {result['test_accuracy']:.2%}; "
-        f"with TTA: {result['val_accuracy_tta']:.2%}, {result['test_accuracy_tta']:.2%}"
+        f"ensemble of {len(names)}: validation {percent(result['val_accuracy'])}, test "
+        f"{percent(result['test_accuracy'])}; with TTA: {percent(result['val_accuracy_tta'])}, "
+        f"{percent(result['test_accuracy_tta'])}"
         f"{' (TTA is on for predict and serve)' if tta else ''}\n"
-        f"gain over the members' mean: validation {100 * result['val_gain']:+.2f} points, test "
-        f"{100 * result['test_gain']:+.2f} points\nensemble saved in {out}"
+        f"gain over the members' mean: validation {points(result['val_gain'])}, test "
+        f"{points(result['test_gain'])}\nensemble saved in {out}"
     )
     return result
 
@@ -260,3 +264,12 @@ def accuracy(probabilities: np.ndarray | None, digits) -> float:
     if probabilities is None:
         return float("nan")
     return metrics_from_logits(torch.from_numpy(probabilities).clamp_min(1e-12).log(), digits.labels)["accuracy"]
+
+
+def percent(value: float) -> str:
+    """A share as printed in the log; "-" where the split is empty (final models have no validation)."""
+    return "-" if math.isnan(value) else f"{value:.2%}"
+
+
+def points(value: float) -> str:
+    return "-" if math.isnan(value) else f"{100 * value:+.2f} points"

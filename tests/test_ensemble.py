@@ -217,3 +217,24 @@ def test_ensemble_from_runs_trained_apart_checks_the_split_and_measures(ensemble
     assert "split_seed 0 -> 7" in r.stderr and not refused.exists()
     r = run_cli("ensemble", "--from", str(same_split), str(same_split), "--epochs", "3", "--out", str(refused))
     assert r.returncode == 2 and "training flags" in r.stderr
+
+
+@pytest.mark.slow
+def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
+    """Final models train on every image (--val-size 0), so their seeds decide no split and they may be ensembled;
+    the log says there is no validation figure instead of printing nan."""
+    images, labels = mnist_test
+    np.savez(tmp_path / "digits.npz", images=images[:1500], labels=labels[:1500])
+    runs = []
+    for seed in ("3", "4"):
+        runs.append(tmp_path / f"final-{seed}")
+        r = run_cli("train", *ENSEMBLE[:2], "--val-size", "0", "--epochs", "1", "--batch-size", "64", "--seed", seed,
+                    "--data", str(tmp_path / "digits.npz"), "--out", str(runs[-1]))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+    r = run_cli("ensemble", "--from", *map(str, runs), "--out", str(tmp_path / "final"))
+    assert r.returncode == 0, r.stderr
+    assert "ensemble of 2: validation -, test -" in r.stdout and "nan" not in r.stdout  # a file source has no test
+    manifest = json.loads((tmp_path / "final" / "ensemble.json").read_text())
+    assert manifest["members"] == ["member-0", "member-1"]
+    r = run_cli("evaluate", str(tmp_path / "final"), "--data", str(tmp_path / "digits.npz"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] > 0.5, r.stderr
