@@ -238,7 +238,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_robustness(args: argparse.Namespace) -> None:
     from .robustness import robustness
 
-    robustness(args.run, args.out, args.engine, args.seed, args.limit, args.fonts, args.force)
+    robustness(args.run, args.out, args.engine, args.seed, args.limit, args.fonts, args.force, args.split)
 
 
 def cmd_summary(args: argparse.Namespace) -> None:

@@ -355,7 +355,9 @@ def add_report_commands(sub) -> None:
     robust.add_argument("--out", help="JSON file (default: RUN_DIR/robustness.json)")
     robust.add_argument("--engine", choices=ENGINES, default="auto")
     robust.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default: 0)")
-    robust.add_argument("--limit", type=int, help="only the first N test images (default: all)")
+    robust.add_argument("--limit", type=int, help="only the first N images (default: all)")
+    robust.add_argument("--split", choices=["test", "val"], default="test", help="the MNIST test set, or val: "
+                        "the run's own validation split, the figures to choose on (robustness_val.json)")  # fmt: skip
     robust.add_argument(
         "--fonts", nargs="+", help="font files to type digits in (default: installed handwriting fonts)"
     )

@@ -67,7 +67,7 @@ def evaluate_run(
     return result
 
 
-def validation_split(target: str | Path, source: str, data_dir: str | None = None) -> Digits:
+def validation_split(target: str | Path, source: str | None, data_dir: str | None = None) -> Digits:
     """The validation images a run (an ensemble: its first member, the split all members share) held out of its
     training, rebuilt from its recorded data settings and seed. A run trained on a file needs that file named again
     (`source`): paths recorded in a run folder are not opened by themselves."""

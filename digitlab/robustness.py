@@ -11,7 +11,9 @@ Three measurements, one table, `robustness.json` in the run folder, and a sectio
 - test digits turned into pictures of paper (dark ink on light paper, 280 px; lit from one side; off-centre on a
   larger sheet; a thick marker; a thin pen; a small digit on a large sheet), through the same preprocessing.
 
-Any engine `load_engine` accepts is measured (a run, an ensemble, an .onnx file).
+Any engine `load_engine` accepts is measured (a run, an ensemble, an .onnx file). `split="val"` measures the
+run's own validation split instead of the test set (robustness_val.json): the figures to choose an augmentation
+policy or a model on, since the corrupted test set may choose nothing.
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from .datasets import data_root
 from .engines import load_engine
 from .errors import DigitlabError
 from .formats import atomic_write
+from .predict import validation_split
 from .preprocess import mnist_style
 from .report import robustness_rows
-from .runs import ROBUSTNESS, check_output
+from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output
 
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
@@ -144,18 +147,24 @@ def accuracy(engine, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.
     return float((predicted == labels).mean()), predicted
 
 
-def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = None, fonts=None, log=print) -> dict:
-    """Accuracy of the model on the clean test set, under each corruption and on font digits."""
+def measure(target, engine="auto", seed=0, limit=None, fonts=None, split: str = "test") -> dict:
+    """Accuracy of the model on the clean test set (or the run's validation split), under each corruption, and on
+    the font digits and photo-like pictures."""
     if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("scipy") is None:
         raise DigitlabError("digitlab robustness needs scikit-image and SciPy: pip install 'digitlab[robust]'")
     runner = load_engine(target, engine, "cpu")
     config = getattr(runner, "config", None)
-    test = load_test(config.data) if config is not None else None
-    if test is None:
-        from .config import DataConfig
+    if split == "val":
+        if not Path(target).is_dir():
+            raise DigitlabError(f"{target}: --split val needs a run or ensemble folder (its validation split)")
+        digits = validation_split(target, None)  # the named dataset the run recorded
+    else:
+        digits = load_test(config.data) if config is not None else None
+        if digits is None:  # a model without a recorded named dataset (an .onnx file, a run trained on a file)
+            from .config import DataConfig
 
-        test = load_test(DataConfig())
-    images, labels = test.images[:limit, 0].numpy(), test.labels[:limit].numpy()
+            digits = load_test(DataConfig())
+    images, labels = digits.images[:limit, 0].numpy(), digits.labels[:limit].numpy()
     clean, _ = accuracy(runner, images, labels)
     rows = {}
     with console.bar("corruptions", len(CORRUPTIONS), "sets") as bar:
@@ -175,6 +184,7 @@ def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = Non
         "model": runner.identity,
         "suite_version": SUITE_VERSION,
         "seed": seed,
+        "split": split,
         "images": len(images),
         "clean_accuracy": clean,
         "corruptions": rows,
@@ -187,19 +197,20 @@ def measure(target, engine: str = "auto", seed: int = 0, limit: int | None = Non
 
 
 def robustness(
-    target, out=None, engine: str = "auto", seed: int = 0, limit=None, fonts=None, force=False, log=print
+    target, out=None, engine="auto", seed=0, limit=None, fonts=None, force=False, split="test", log=print
 ) -> dict:
-    """Measure, write robustness.json (default: in the run folder), print the table; returns the result."""
-    target = Path(target)
+    """Measure, write robustness.json (robustness_val.json for the validation split; default: in the run folder),
+    print the table; returns the result."""
+    target, name = Path(target), ROBUSTNESS_VAL if split == "val" else ROBUSTNESS
     if out is None and not target.is_dir():
-        raise DigitlabError(f"{target} is a file: pass --out for robustness.json")
-    path = check_output(out, (target,), force, owned_name=ROBUSTNESS) if out else target / ROBUSTNESS
-    result = measure(target, engine, seed, limit, fonts)
+        raise DigitlabError(f"{target} is a file: pass --out for {name}")
+    path = check_output(out, (target,), force, owned_name=name) if out else target / name
+    result = measure(target, engine, seed, limit, fonts, split)
     with atomic_write(path, "w") as f:
         json.dump(result, f, indent=2)
-    rows = robustness_rows(result)
+    rows, images = robustness_rows(result), "validation" if split == "val" else "test"
     console.table(
-        f"robustness of {result['model']['model']} ({result['images']:,} test images)",
+        f"robustness of {result['model']['model']} ({result['images']:,} {images} images)",
         ["set", "accuracy"],
         rows,
         log=log,

@@ -34,6 +34,7 @@ METRICS = "metrics.json"
 ONNX = "model.onnx"
 REPORT = "report.html"
 ROBUSTNESS = "robustness.json"
+ROBUSTNESS_VAL = "robustness_val.json"  # the same measured on the validation split
 CALIBRATION = "calibration.json"
 OOD = "ood.safetensors"
 TEACHER = "teacher.safetensors"  # distill.py: the teacher's probabilities for the student's training images
@@ -190,7 +191,7 @@ def check_output(out: str | Path, inputs: tuple = (), force: bool = False, owned
     if (
         out.name != owned_name
         and (is_run(parent) or is_ensemble(parent) or (parent / LAB).is_file())
-        and out.name in RUN_FILES + (ONNX, REPORT, ROBUSTNESS, CALIBRATION, OOD)
+        and out.name in RUN_FILES + (ONNX, REPORT, ROBUSTNESS, ROBUSTNESS_VAL, CALIBRATION, OOD)
     ):
         raise DigitlabError(f"--out {out} would replace a file that the run folder {parent} owns: pick another path")
     if out.exists() and not force:

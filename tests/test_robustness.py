@@ -60,3 +60,13 @@ def test_robustness_command_writes_table_json_and_report_section(trained_run, tm
     assert r.returncode == 0, r.stderr
     page = (run / "report.html").read_text()
     assert 'id="robustness"' in page and "mean of the corruptions" in page
+    # the validation split: the figures to choose on, in their own file; the test set's stay as they were
+    before = (run / "robustness.json").read_bytes()
+    r = run_cli("robustness", str(run), "--split", "val", "--limit", "200", *fonts)
+    assert r.returncode == 0, r.stderr
+    assert "200 validation images" in r.stdout and (run / "robustness.json").read_bytes() == before
+    val = json.loads((run / "robustness_val.json").read_text())
+    assert val["split"] == "val" and val["images"] == 200 and set(val["corruptions"]) == set(CORRUPTIONS)
+    assert val["clean_accuracy"] != result["clean_accuracy"] or val["corruptions"] != result["corruptions"]
+    r = run_cli("robustness", str(run / "model.safetensors"), "--split", "val", "--out", str(tmp_path / "v.json"))
+    assert r.returncode == 2 and "--split val needs a run or ensemble folder" in r.stderr
