@@ -36,7 +36,7 @@ from .data import load_source, load_test, load_train_val
 from .errors import DataError, DigitlabError
 from .evaluate import predict_logits
 from .formats import atomic_write
-from .runs import CALIBRATION, OOD, model_path
+from .runs import CALIBRATION, OOD, model_path, write_json
 
 AUTO_TYPICALITY = 0.005  # --reject-below auto: reject what fewer than 0.5 % of validation digits are as far as
 MAX_FIT_IMAGES = 20_000  # training images for the class means and covariance (more changes the fit by < 1e-3)
@@ -184,8 +184,7 @@ def calibrate(run: str | Path) -> dict:
     result["val_novelty"] = val_scores.tolist()
     with atomic_write(run / OOD) as f:
         f.write(save({k: v.contiguous() for k, v in ood.items()}))
-    with atomic_write(run / CALIBRATION, "w") as f:
-        json.dump(result, f, indent=1)
+    write_json(run / CALIBRATION, result)
     return result
 
 

@@ -15,7 +15,6 @@ members that differ where averaging gains — after checking that they share one
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import math
 import multiprocessing
 import os
@@ -34,8 +33,7 @@ from .data import load_test, load_train_val
 from .engines import EnsembleEngine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
-from .formats import atomic_write
-from .runs import MANIFEST, METRICS, MODEL, claim_run, model_path, read_manifest, remove_run
+from .runs import MANIFEST, METRICS, MODEL, claim_run, model_path, read_manifest, remove_run, write_json
 from .tracking import close_parent, open_parent
 from .train import train
 
@@ -195,11 +193,9 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
 def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, log, extra=None) -> dict:
     """Write the manifest, measure members and ensemble (seconds, against minutes of training), report."""
     manifest = {"members": names, "tta": tta, "config": to_dict(base), **(extra or {})}
-    with atomic_write(out / MANIFEST, "w") as f:
-        json.dump(manifest, f, indent=2)
+    write_json(out / MANIFEST, manifest)
     result = measure(out, member_config(base, 0))
-    with atomic_write(out / MANIFEST, "w") as f:
-        json.dump({**manifest, "metrics": result}, f, indent=2)
+    write_json(out / MANIFEST, {**manifest, "metrics": result})
     for m in result["members"]:
         log(
             f"  {m['name']}: validation {percent(m['val_accuracy'])}, test {percent(m['test_accuracy'])} "

@@ -15,7 +15,6 @@ and the font digits' accuracy.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ from . import console
 from .cluster import RayOptions, train_on_ray
 from .config import AugmentConfig, RunConfig, override, recipe, to_dict
 from .errors import DigitlabError
-from .formats import atomic_write
 from .lab_report import table_markdown, table_rows, write_lab_outputs
-from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, claim_run, read_json
+from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, claim_run, read_json, write_json
 from .tracking import close_parent, open_parent
 from .train import train
 
@@ -220,8 +218,7 @@ def write_lab(lab: LabConfig, base: RunConfig, out: Path, cells: list[dict], res
         )
     notes = noise_notes(rows) + (noise_notes(rows, "corrupted_acc") if lab.robustness else [])
     result = {"lab": to_dict(lab), "base": to_dict(base), "rows": rows, "notes": notes}
-    with atomic_write(out / LAB, "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    write_json(out / LAB, result, default=str)
     write_lab_outputs(out, result, curves)
     header, cells = table_rows(rows)
     console.table("lab", header, cells, plain=table_markdown(rows), log=log)

@@ -28,6 +28,7 @@ from .errors import DigitlabError
 from .evaluate import resolve_device
 from .figures import lr_find_figure
 from .formats import atomic_write
+from .runs import write_json
 from .state import build_optimizer, seeded_model
 from .train import epoch_seed, set_lr, train_step
 
@@ -84,8 +85,7 @@ def find_lr(config: RunConfig, out: str | Path, steps: int = 200, start_lr: floa
     result = {"suggested_lr": suggestion, "min_loss_lr": rates[int(np.argmin(smoothed))], "lrs": rates,
               "losses": raw, "smoothed": smoothed, "config": to_dict(config)}  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / RESULT, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(out / RESULT, result)  # a diverged loss (inf, nan) is null
     with atomic_write(out / "lr_find.png") as f:
         f.write(lr_find_figure(rates, smoothed, suggestion))
     log(f"lr-find: {len(rates)} steps from {start_lr:g} to {rates[-1]:.3g}; suggested peak lr {suggestion:.3g} "

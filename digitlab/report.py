@@ -18,6 +18,7 @@ import torch
 from .augment import augment_batch, make_generator
 from .checkpoint import load_checkpoint
 from .data import load_source, load_test, load_train_val
+from .errors import DigitlabError
 from .evaluate import metrics_from_logits, predict_logits
 from .explain import attributions, captum_available, saliency_grid
 from .figures import confusion_figure, image_grid, per_class_figure
@@ -71,11 +72,15 @@ def run_report(run: str | Path, out: str | Path | None = None, wrong_count: int 
     test, label = load_test(config.data), "test set"
     if test is None:  # a file source has no labelled test split: show the validation set instead
         test, label = load_train_val(config.data, config.train.seed)[1], "validation set"
+    if not len(test):
+        raise DigitlabError(f"{run} was trained on the file {config.data.source} without a validation split: no "
+                            "labelled images to report on (measure it: digitlab evaluate RUN --data FILE)")  # fmt: skip
     logits = predict_logits(model, test.images)
     metrics = metrics_from_logits(logits, test.labels)
+    chosen = CHOSEN.get(info.get("selected_by"), "")
     summary_html = (
         f"<p>{label} accuracy <b>{metrics['accuracy']:.2%}</b> ({metrics['errors']} errors in {metrics['n']:,}), "
-        f"loss {metrics['loss']:.4f}; model from epoch {info.get('epoch')}, chosen by validation.</p>"
+        f"loss {metrics['loss']:.4f}; model from epoch {info.get('epoch')}, {chosen}.</p>"
     )
     config_html = "".join(f"<pre>{html.escape(json.dumps(info[k], indent=2))}</pre>" for k in ("config", "env"))
     sections = [
@@ -95,16 +100,24 @@ def run_report(run: str | Path, out: str | Path | None = None, wrong_count: int 
     return path
 
 
+CHOSEN = {"val": "chosen by validation", "last": "the last epoch (trained without a validation split)"}
+
+
+def shown(value, spec: str) -> str:
+    """A number of history.json as the table shows it; "-" for null (no validation split: no validation figure)."""
+    return "-" if value is None else format(value, spec)
+
+
 def curves_html(run: Path) -> str:
     history = json.loads((run / HISTORY_JSON).read_text()) if (run / HISTORY_JSON).is_file() else []
     curves = (run / CURVES).read_bytes() if (run / CURVES).is_file() else None
     rows = [
         [
             h["epoch"],
-            f"{h['train_loss']:.4f}",
-            f"{h['train_accuracy']:.2%}",
-            f"{h['val_loss']:.4f}",
-            f"{h['val_accuracy']:.2%}",
+            shown(h["train_loss"], ".4f"),
+            shown(h["train_accuracy"], ".2%"),
+            shown(h["val_loss"], ".4f"),
+            shown(h["val_accuracy"], ".2%"),
         ]  # fmt: skip
         for h in history
     ]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +35,7 @@ from .formats import atomic_write
 from .predict import validation_split
 from .preprocess import mnist_style
 from .report import robustness_rows
-from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output
+from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output, write_json
 
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
@@ -206,8 +205,7 @@ def robustness(
         raise DigitlabError(f"{target} is a file: pass --out for {name}")
     path = check_output(out, (target,), force, owned_name=name) if out else target / name
     result = measure(target, engine, seed, limit, fonts, split)
-    with atomic_write(path, "w") as f:
-        json.dump(result, f, indent=2)
+    write_json(path, result)
     rows, images = robustness_rows(result), "validation" if split == "val" else "test"
     console.table(
         f"robustness of {result['model']['model']} ({result['images']:,} {images} images)",

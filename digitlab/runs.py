@@ -11,18 +11,21 @@ deleted or mixed up silently: the command refuses with one line naming the diffe
 task) all go through it.
 
 Outputs never clobber (`check_output`): an output that is one of the command's inputs, or a file a run folder owns,
-is refused, and replacing any other existing file needs `--force`.
+is refused, and replacing any other existing file needs `--force`. Its JSON files are strict JSON (`write_json`): a
+figure that does not exist, such as the validation accuracy of a run trained without a validation split, is null.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from datetime import datetime
 from pathlib import Path
 
 from .errors import DigitlabError
+from .formats import atomic_write
 
 CONFIG = "config.json"
 HISTORY_JSON = "history.json"
@@ -46,6 +49,24 @@ EXECUTION_FIELDS = ("train.device", "train.threads", "train.checkpoint_every", "
                     "train.log_uri", "train.log_parent", "train.compile")  # fmt: skip
 # What a run folder owns
 RUN_FILES = (CONFIG, HISTORY_JSON, HISTORY_CSV, CURVES, MODEL, LAST, METRICS, MANIFEST, LAB, TEACHER)
+
+
+def json_ready(data):
+    """`data` with every NaN or infinite float as None: JSON has no NaN, and strict parsers (JavaScript's, jq, Go's)
+    refuse the `NaN` that Python writes by default."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_ready(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_ready(value) for value in data]
+    return data
+
+
+def write_json(path: str | Path, data, default=None) -> None:
+    """Strict JSON, non-finite numbers as null, written atomically (the previous file stays until it is complete)."""
+    with atomic_write(path, "w") as f:
+        json.dump(json_ready(data), f, indent=2, allow_nan=False, default=default)
 
 
 def read_json(path: Path, what: str):

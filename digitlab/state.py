@@ -10,7 +10,6 @@ that moves a `Run` forward is train.py's.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,9 +34,8 @@ from .distributed import Processes
 from .engines import EnsembleEngine, load_engine
 from .errors import DigitlabError
 from .evaluate import resolve_device
-from .formats import atomic_write
 from .models import build_model, summary
-from .runs import CONFIG, LAST, TEACHER, differences, new_run_dir
+from .runs import CONFIG, LAST, TEACHER, differences, new_run_dir, write_json
 from .tracking import NullTracker, open_tracker
 
 
@@ -48,11 +46,6 @@ def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
         )
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def write_json(path: Path, data) -> None:
-    with atomic_write(path, "w") as f:
-        json.dump(data, f, indent=2)
 
 
 def selection_key(record: dict) -> tuple:

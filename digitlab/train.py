@@ -39,8 +39,8 @@ from .errors import Interrupted
 from .evaluate import evaluate
 from .figures import confusion_figure, plot_history
 from .formats import atomic_write
-from .runs import CURVES, HISTORY_CSV, HISTORY_JSON, METRICS, MODEL
-from .state import Run, open_run, save_last, selection_key, write_json
+from .runs import CURVES, HISTORY_CSV, HISTORY_JSON, METRICS, MODEL, write_json
+from .state import Run, open_run, save_last, selection_key
 
 
 def lr_at(step: int, total_steps: int, config) -> float:
@@ -287,7 +287,8 @@ def record_epoch(run: Run, epoch: Epoch, log) -> None:
     )
     if run.best is None or not len(run.val_set) or selection_key(record) > selection_key(run.best):
         run.best = record
-        save_checkpoint(run.run_dir / MODEL, run.kept, run.config, {"epoch": epoch.number, "selected_by": "val"})
+        chosen = {"epoch": epoch.number, "selected_by": "val" if len(run.val_set) else "last"}  # no split: the last
+        save_checkpoint(run.run_dir / MODEL, run.kept, run.config, chosen)
     record["elapsed_s"] = time.perf_counter() - run.started - run.traced_seconds
     if run.test_set is not None:  # observed only: the choice above never sees the test set
         trace_start = time.perf_counter()

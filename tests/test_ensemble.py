@@ -85,6 +85,11 @@ def test_predict_and_serve_take_tta_for_a_single_run(trained_run, tmp_path, mnis
 
 
 # the fast recipe's compact CNN keeps these tests quick: the ensemble logic is the same for every model
+def strict_json(path):
+    """What JavaScript's JSON.parse accepts: no NaN or Infinity."""
+    return json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{path} holds {name}: not JSON"))
+
+
 ENSEMBLE = ["--recipe", "fast", "--members", "2", "--train-size", "1000", "--val-size", "300", "--epochs", "2",
             "--batch-size", "64"]  # fmt: skip
 
@@ -234,7 +239,12 @@ def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
     r = run_cli("ensemble", "--from", *map(str, runs), "--out", str(tmp_path / "final"))
     assert r.returncode == 0, r.stderr
     assert "ensemble of 2: validation -, test -" in r.stdout and "nan" not in r.stdout  # a file source has no test
-    manifest = json.loads((tmp_path / "final" / "ensemble.json").read_text())
-    assert manifest["members"] == ["member-0", "member-1"]
+    manifest = strict_json(tmp_path / "final" / "ensemble.json")
+    assert manifest["members"] == ["member-0", "member-1"] and manifest["metrics"]["val_accuracy"] is None
+    # no validation split: its figures are null in strict JSON, and the report says how the model was chosen
+    assert strict_json(runs[0] / "metrics.json")["val_accuracy"] is None
+    assert all(h["val_accuracy"] is None and h["train_loss"] > 0 for h in strict_json(runs[0] / "history.json"))
+    r = run_cli("report", str(runs[0]))  # a file has no test split, and this run no validation split
+    assert r.returncode == 2 and "no labelled images to report on" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("evaluate", str(tmp_path / "final"), "--data", str(tmp_path / "digits.npz"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] > 0.5, r.stderr
