@@ -151,6 +151,8 @@ def measure(target, engine="auto", seed=0, limit=None, fonts=None, split: str = 
     the font digits and photo-like pictures."""
     if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("scipy") is None:
         raise DigitlabError("digitlab robustness needs scikit-image and SciPy: pip install 'digitlab[robust]'")
+    if split not in ("test", "val"):
+        raise DigitlabError(f"robustness: split {split!r} is neither 'test' nor 'val'")
     runner = load_engine(target, engine, "cpu")
     config = getattr(runner, "config", None)
     if split == "val":
