@@ -214,13 +214,16 @@ def recipe(name: str) -> RunConfig:
         )
     if name == "robust":  # the best recipe trained for pens, paper and scanners unlike MNIST's (digitlab robustness)
         best = recipe("best")
-        # Measured 2026-11-28 (README, Beyond MNIST's test set): outline and lines took the compact model's mean over
-        # the robustness suite from 93.76 % to 96.53 %; halving every probability (and elastic 2 -> 1 px) then kept
-        # that (97.18 % vs 97.23 % at full strength on this recipe) with clean 99.58 % instead of 99.47 % and font
-        # digits 99.52 % instead of 98.33 %
+        # README, Beyond MNIST's test set. 2026-11-28: outline and lines took the compact model's mean corrupted
+        # accuracy from 93.76 % to 96.53 %; half strength (elastic 1 px) kept it, 97.18 % vs 97.23 % on the reference
+        # CNN, with clean 99.58 % vs 99.47 % (one seed each). 2026-12-01, by a rule fixed before the runs: validation
+        # chose the stacked 3x3 CNN (20 epochs) over the reference CNN (24): 99.61 % vs 99.53 %, 3 seeds each (test:
+        # corrupted 98.02 % vs 97.38 %, clean 99.61 % vs 99.60 %, font digits 98.89 % vs 99.21 %)
         robust_augment = AugmentConfig(elastic=1.0, stroke=0.1, blur=0.075, contrast=0.1, noise=0.075, invert=0.05,
                                        erase=0.05, outline=0.05, lines=0.075)  # fmt: skip
-        return dataclasses.replace(best, recipe="robust", augment=robust_augment)
+        model = ModelConfig(arch="vgg", width=32, dropout=0.1)
+        train = dataclasses.replace(best.train, epochs=20)
+        return dataclasses.replace(best, recipe="robust", model=model, augment=robust_augment, train=train)
     if name == "fashion":  # Fashion-MNIST: clothing is mirrored, occluded and upright, never sheared like a digit
         best = recipe("best")
         # Measured 2026-12-01 on a 2-core AMD EPYC (README, Beyond MNIST's test set), model chosen by validation:
