@@ -10,7 +10,7 @@ Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
 
-    python benchmarks/bench_throughput.py [--device cpu|cuda] [--compile] [--peers DIR_WITH_results_*.json]
+    python benchmarks/bench_throughput.py [--device cpu|cuda] [--compile] [--bf16] [--peers DIR_WITH_results_*.json]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def matmul_peak(device, dtype) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - start)
 
 
-def train_rate(images, labels, config: RunConfig, device, compiled: bool = False) -> float:
+def train_rate(images, labels, config: RunConfig, device, compiled: bool = False, bf16: bool = False) -> float:
     from digitlab.state import build_optimizer
     from digitlab.train import train_step
 
@@ -70,7 +70,8 @@ def train_rate(images, labels, config: RunConfig, device, compiled: bool = False
         for i in range(count):
             index = torch.arange((offset + i) * batch, (offset + i + 1) * batch, device=device) % len(images)
             x = augment_batch(images[index].float(), config.augment, generator)
-            train_step(forward, optimizer, x, labels[index], config.train.label_smoothing)
+            autocast = torch.bfloat16 if bf16 else None
+            train_step(forward, optimizer, x, labels[index], config.train.label_smoothing, autocast)
         sync(device)
 
     steps(10, 0)
@@ -134,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time training with torch.compile (batch 64)")
+    parser.add_argument("--bf16", action="store_true", help="also time training with bf16 autocast (--precision bf16)")
     parser.add_argument("--peers", help="folder with the peers' results_keras.json / results_torch.json")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -159,6 +161,13 @@ def main() -> None:
         result["train_images_per_s_compiled"] = {
             "64": train_rate(images, labels, with_batch(RunConfig(), 64), device, compiled=True)
         }
+    if args.bf16:  # the reference CNN at batch 64, and each recipe's model, with bf16 autocast
+        result["train_images_per_s_bf16"] = {
+            "64": train_rate(images, labels, with_batch(RunConfig(), 64), device, bf16=True),
+            **{
+                name: train_rate(images, labels, recipe(name), device, bf16=True) for name in ("fast", "best", "robust")
+            },
+        }
     for batch, rate in result["train_images_per_s"].items():
         result[f"train_b{batch}_share_of_fp32_peak"] = rate * FLOP_PER_TRAIN_IMAGE / result["peak_fp32_flops"]
     OUT.mkdir(exist_ok=True)
@@ -173,6 +182,12 @@ def main() -> None:
         )
     for batch, rate in result.get("train_images_per_s_compiled", {}).items():
         print(f"train, batch {batch:>3}, torch.compile: {rate:>9,.0f} images/s")
+    for key, rate in result.get("train_images_per_s_bf16", {}).items():
+        fp32 = result["train_images_per_s"].get(key) or result["recipe_train_images_per_s"][key]
+        print(
+            f"train, {'batch ' + key if key.isdigit() else 'recipe ' + key}, bf16 autocast: {rate:>9,.0f} images/s "
+            f"({rate / fp32:.2f}x fp32)"
+        )
     for name, rate in result["recipe_train_images_per_s"].items():
         c = recipe(name)
         print(
