@@ -65,12 +65,12 @@ def train_rate(images, labels, config: RunConfig, device, compiled: bool = False
     forward = torch.compile(model) if compiled else model
     optimizer = build_optimizer(model, config.train)
     generator = make_generator(0, device)
+    autocast = torch.bfloat16 if bf16 else None
 
     def steps(count: int, offset: int):
         for i in range(count):
             index = torch.arange((offset + i) * batch, (offset + i + 1) * batch, device=device) % len(images)
             x = augment_batch(images[index].float(), config.augment, generator)
-            autocast = torch.bfloat16 if bf16 else None
             train_step(forward, optimizer, x, labels[index], config.train.label_smoothing, autocast)
         sync(device)
 

@@ -7,7 +7,6 @@ The grammar (subcommands, flags, help) is flags.py's. Input problems (`DigitlabE
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -162,12 +161,12 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .predict import evaluate_run
-    from .runs import json_ready
+    from .runs import json_text
 
     result = evaluate_run(
         args.run, args.data, args.split, args.device, args.data_dir, args.engine, args.reject_below, args.tta
     )
-    print(json.dumps(json_ready(result), allow_nan=False)) if args.json else print_metrics(result)
+    print(json_text(result, indent=None)) if args.json else print_metrics(result)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:

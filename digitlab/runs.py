@@ -63,10 +63,15 @@ def json_ready(data):
     return data
 
 
+def json_text(data, indent: int | None = 2, default=None) -> str:
+    """Strict JSON, non-finite numbers as null: what every file digitlab writes and `evaluate --json` print."""
+    return json.dumps(json_ready(data), indent=indent, allow_nan=False, default=default)
+
+
 def write_json(path: str | Path, data, default=None) -> None:
-    """Strict JSON, non-finite numbers as null, written atomically (the previous file stays until it is complete)."""
+    """`json_text`, written atomically (the previous file stays until the new one is complete)."""
     with atomic_write(path, "w") as f:
-        json.dump(json_ready(data), f, indent=2, allow_nan=False, default=default)
+        f.write(json_text(data, default=default))
 
 
 def read_json(path: Path, what: str):
