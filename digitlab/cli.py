@@ -75,6 +75,7 @@ def lab_configs(args: argparse.Namespace):
         sizes=parsed_sizes,
         repeats=args.repeats,
         robustness=args.robustness,
+        robustness_split=args.robustness_split,
     )
     base = override(
         RunConfig(),

@@ -327,7 +327,9 @@ def add_lab_command(sub) -> None:
     )
     lab.add_argument("--repeats", type=int, default=1, help="seeds per configuration (mean ± std)")
     lab.add_argument("--robustness", type=int, default=0, metavar="N", help="also measure every run on the first N "
-                     "test images under the robustness suite (needs 'digitlab[robust]'; 0: off)")  # fmt: skip
+                     "images of its validation split under the robustness suite (digitlab[robust])")  # fmt: skip
+    lab.add_argument("--robustness-split", choices=["val", "test"], default="val", help="the images --robustness "
+                     "measures: the runs' validation splits (to choose on), or the test set (to report)")  # fmt: skip
     lab.add_argument("--batch-size", type=int, default=d.train.batch_size)
     lab.add_argument("--lr", type=float, default=d.train.lr)
     lab.add_argument("--dropout", type=float, default=d.model.dropout, help="dropout probability where it is on")

@@ -7,9 +7,11 @@ initial weights and data order. The clean training set is measured each epoch in
 gap (train - validation) is not blurred by augmented batches or active dropout. Runs live in LAB_DIR/runs/; a
 finished run (one with metrics.json and the same config) is reused when the lab is run again, an interrupted one
 resumes from its last epoch, a folder holding a run of another config is refused (naming the differing fields), and
-`--force` retrains. With `robustness` set, every run is also measured on that many test images under the robustness
-suite (robustness.py; kept as the run's robustness.json and reused), and the table gains the mean corrupted accuracy
-and the font digits' accuracy.
+`--force` retrains. With `robustness` set, every run is also measured on that many images of its own validation split
+under the robustness suite (robustness.py; kept as the run's robustness_val.json and reused), and the table gains the
+mean corrupted accuracy and the font digits' accuracy. The validation split, not the test set, by default: the lab's
+table is where policies are compared and chosen, and the test set chooses nothing (`robustness_split="test"` measures
+the test images instead, for a report of models already chosen).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .cluster import RayOptions, train_on_ray
 from .config import AugmentConfig, RunConfig, override, recipe, to_dict
 from .errors import DigitlabError
 from .lab_report import table_markdown, table_rows, write_lab_outputs
-from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, claim_run, read_json, write_json
+from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, ROBUSTNESS_VAL, claim_run, read_json, write_json
 from .tracking import close_parent, open_parent
 from .train import train
 
@@ -41,7 +43,8 @@ class LabConfig:
     strategies: tuple[str, ...] = ("none", "dropout", "bn", "augment", "all")
     sizes: tuple[int | None, ...] = (5000,)  # training-set sizes; None means all remaining training images
     repeats: int = 1
-    robustness: int = 0  # test images each run is measured on under the robustness suite; 0: not measured
+    robustness: int = 0  # images each run is measured on under the robustness suite; 0: not measured
+    robustness_split: str = "val"  # whose images: the run's validation split (to choose on) or the test set
 
     def __post_init__(self):
         for name in self.strategies:
@@ -49,7 +52,9 @@ class LabConfig:
         if self.repeats < 1:
             raise DigitlabError(f"invalid setting: repeats {self.repeats} must be >= 1")
         if not 0 <= self.robustness <= 10_000:
-            raise DigitlabError(f"invalid setting: robustness {self.robustness} must be 0-10,000 test images")
+            raise DigitlabError(f"invalid setting: robustness {self.robustness} must be 0-10,000 images")
+        if self.robustness_split not in ("val", "test"):
+            raise DigitlabError(f"invalid setting: robustness_split {self.robustness_split!r} is neither val nor test")
         if len(set(self.strategies)) != len(self.strategies):
             raise DigitlabError(f"invalid setting: strategies {self.strategies} repeat a configuration")
 
@@ -94,17 +99,20 @@ def run_cell(config: RunConfig, run_dir: Path, state: str, log) -> tuple[dict, l
     return read_json(run_dir / METRICS, "run metrics"), read_json(run_dir / HISTORY_JSON, "run history")
 
 
-def measure_robustness(run_dir: Path, images: int, log) -> dict:
-    """The run's robustness.json on `images` test images (seed 0): reused when it was measured so before."""
+def measure_robustness(run_dir: Path, images: int, split: str, log) -> dict:
+    """The run's robustness_val.json (robustness.json for the test split) on its first `images` images of that
+    split (seed 0): reused when it was measured so before."""
     from .robustness import SUITE_VERSION, robustness
 
-    path = run_dir / ROBUSTNESS
+    path = run_dir / (ROBUSTNESS_VAL if split == "val" else ROBUSTNESS)
     if path.is_file():
         done = read_json(path, "robustness result")
-        if done.get("images") == images and done.get("suite_version") == SUITE_VERSION and done.get("seed") == 0:
+        asked = done.get("limit", done.get("images"))  # results written before `limit` was recorded: `images`
+        same = (asked, done.get("suite_version"), done.get("seed"), done.get("split", "test"))
+        if same == (images, SUITE_VERSION, 0, split):
             return done
-    log(f"  robustness suite on {images:,} test images")
-    return robustness(run_dir, limit=images, force=True, log=lambda *_: None)
+    log(f"  robustness suite on {images:,} {'validation' if split == 'val' else 'test'} images")
+    return robustness(run_dir, limit=images, force=True, split=split, log=lambda *_: None)
 
 
 def summarise(metrics: dict, history: list[dict], robust: dict | None = None) -> dict:
@@ -112,7 +120,11 @@ def summarise(metrics: dict, history: list[dict], robust: dict | None = None) ->
     last = history[-1]
     robust_figures = {}
     if robust is not None:
-        robust_figures = {"corrupted_acc": robust["mean_corrupted_accuracy"], "fonts_acc": robust["fonts"]["accuracy"]}
+        split = robust.get("split", "test")  # the corrupted figure is named by its images: val_ or test_
+        robust_figures = {
+            f"{split}_corrupted_acc": robust["mean_corrupted_accuracy"],
+            "fonts_acc": robust["fonts"]["accuracy"],
+        }
     return {
         "train_acc_final": last["train_eval_accuracy"],
         "train_acc_best": max(h["train_eval_accuracy"] for h in history),
@@ -131,7 +143,11 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
-NOTED = {"test_acc": "test accuracy", "corrupted_acc": "mean corrupted accuracy"}
+NOTED = {
+    "test_acc": "test accuracy",
+    "val_corrupted_acc": "mean corrupted validation accuracy",
+    "test_corrupted_acc": "mean corrupted test accuracy",
+}
 
 
 def noise_notes(rows: list[dict], key: str = "test_acc") -> list[str]:
@@ -193,7 +209,9 @@ def run_lab(
         for done, (cell, state) in enumerate(zip(cells, states), start=1):
             log(f"[{done}/{len(cells)}] {cell['strategy']}, {cell['size_label']} training images, seed {cell['seed']}")
             metrics, history = run_cell(cell["config"], cell["dir"], state, log)
-            robust = measure_robustness(cell["dir"], lab.robustness, log) if lab.robustness else None
+            robust = (
+                measure_robustness(cell["dir"], lab.robustness, lab.robustness_split, log) if lab.robustness else None
+            )
             results.setdefault((cell["strategy"], cell["size_label"]), []).append((metrics, history, robust))
             total.update(advance=1)
     close_parent(base.train.log, parent, base.train.log_uri)
@@ -216,7 +234,7 @@ def write_lab(lab: LabConfig, base: RunConfig, out: Path, cells: list[dict], res
                 **{k: mean_std([r[k] for r in runs]) for k in runs[0]},
             }
         )
-    notes = noise_notes(rows) + (noise_notes(rows, "corrupted_acc") if lab.robustness else [])
+    notes = noise_notes(rows) + (noise_notes(rows, f"{lab.robustness_split}_corrupted_acc") if lab.robustness else [])
     result = {"lab": to_dict(lab), "base": to_dict(base), "rows": rows, "notes": notes}
     write_json(out / LAB, result, default=str)
     write_lab_outputs(out, result, curves)

@@ -27,7 +27,8 @@ COLUMNS = [  # (key, title, scale, decimals): accuracies in percent (points), lo
     ("seconds", "time (s)", 1, 1),
 ]
 ROBUSTNESS_COLUMNS = [  # when the lab ran the robustness suite (lab --robustness N)
-    ("corrupted_acc", "mean corrupted acc %", 100, 2),
+    ("val_corrupted_acc", "mean corrupted val acc %", 100, 2),  # on the runs' validation splits (the default)
+    ("test_corrupted_acc", "mean corrupted test acc %", 100, 2),  # on the test set (--robustness-split test)
     ("fonts_acc", "font digits acc %", 100, 2),
 ]
 
@@ -75,8 +76,9 @@ def table_csv(rows: list[dict]) -> str:
 def robustness_note(lab: dict) -> str:
     if not lab.get("robustness"):
         return ""
+    images = "validation images (its own split)" if lab.get("robustness_split", "test") == "val" else "test images"
     return (
-        f" Each run was also measured on the first {lab['robustness']:,} test images under every corruption of "
+        f" Each run was also measured on the first {lab['robustness']:,} {images} under every corruption of "
         "<code>digitlab robustness</code> (mean corrupted accuracy) and on digits typed in handwriting fonts."
     )
 

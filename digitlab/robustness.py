@@ -187,6 +187,7 @@ def measure(target, engine="auto", seed=0, limit=None, fonts=None, split: str = 
         "seed": seed,
         "split": split,
         "images": len(images),
+        "limit": limit,  # the first `limit` images were asked for (None: all); a split may hold fewer
         "clean_accuracy": clean,
         "corruptions": rows,
         "mean_corrupted_accuracy": float(np.mean(list(rows.values()))),

@@ -127,8 +127,9 @@ def test_strategy_parsing_and_noise_notes():
     assert len(notes) == 1 and notes[0].startswith("a vs b")
     assert "differs by -0.50 points, within noise" in notes[0]  # means 0.910 vs 0.915
     for row in rows:
-        row["runs"] = [{"corrupted_acc": r["test_acc"]} for r in row["runs"]]
-    assert "a vs b (n=1): mean corrupted accuracy differs by -0.50" in noise_notes(rows, "corrupted_acc")[0]
+        row["runs"] = [{"val_corrupted_acc": r["test_acc"]} for r in row["runs"]]
+    note = noise_notes(rows, "val_corrupted_acc")[0]
+    assert "a vs b (n=1): mean corrupted validation accuracy differs by -0.50" in note
 
 
 @pytest.mark.slow
@@ -157,18 +158,23 @@ def test_lab_compares_augmentation_policies_on_the_robustness_suite(tmp_path, da
     args = ["lab", *LAB[:2], "--epochs", "2", *LAB[4:], "--strategies", "augment,augment+robust", "--robustness", "100"]
     r = run_cli(*args, "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("robustness suite on 100 test images") == 2
+    # by default on each run's own validation split: the lab's table is where policies are chosen
+    assert r.stdout.count("robustness suite on 100 validation images") == 2
     rows = {row["configuration"]: row for row in csv.DictReader((out / "table.csv").open())}
     fonts_installed = bool(find_fonts())  # Debian's handwriting fonts (.ci/run installs them); else no font figure
     for row in rows.values():
-        assert 0.1 < float(row["corrupted_acc_mean"]) <= 1
+        assert 0.1 < float(row["val_corrupted_acc_mean"]) <= 1 and "test_corrupted_acc_mean" not in row
         fonts = float(row["fonts_acc_mean"])
         assert 0 < fonts <= 1 if fonts_installed else math.isnan(fonts)
-    assert "mean corrupted acc %" in (out / "table.md").read_text()
-    assert "mean corrupted acc %" in (out / "report.html").read_text()
+    assert "mean corrupted val acc %" in (out / "table.md").read_text()
+    assert "100 validation images (its own split)" in (out / "report.html").read_text()
     for name, outline in (("augment", 0.0), ("augment+robust", recipe("robust").augment.outline)):
         run = out / "runs" / f"{name}__n600__s0"
-        assert json.loads((run / "robustness.json").read_text())["images"] == 100
+        measured = json.loads((run / "robustness_val.json").read_text())
+        assert (measured["images"], measured["split"]) == (100, "val") and not (run / "robustness.json").exists()
         assert load_checkpoint(run / "model.safetensors")[1].augment.outline == outline
     again = run_cli(*args, "--out", str(out), "--data-dir", str(data_dir))  # runs and their measurements reused
     assert again.returncode == 0 and again.stdout.count("reusing") == 2 and "robustness suite on" not in again.stdout
+    tested = run_cli(*args, "--robustness-split", "test", "--out", str(out), "--data-dir", str(data_dir))
+    assert tested.returncode == 0 and tested.stdout.count("robustness suite on 100 test images") == 2, tested.stderr
+    assert "mean corrupted test acc %" in (out / "table.md").read_text()
