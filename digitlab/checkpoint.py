@@ -23,6 +23,7 @@ from .config import RunConfig, from_dict, to_dict
 from .errors import DataError
 from .formats import atomic_write
 from .models import build_model
+from .runs import json_text
 
 FORMAT = "digitlab-checkpoint/1"
 
@@ -69,7 +70,8 @@ def save_checkpoint(
     for name, value in (rng or {}).items():
         tensors[f"rng.{name}"] = value.cpu().contiguous()
     tensors.update({name: value.detach().cpu().contiguous() for name, value in (extra or {}).items()})
-    blob = save_bytes(tensors, metadata={"digitlab": json.dumps(info)})
+    # strict JSON: a run without a validation split has NaN validation figures, written as null (read back as NaN)
+    blob = save_bytes(tensors, metadata={"digitlab": json_text(info, indent=None)})
     with atomic_write(path) as f:
         f.write(blob)
 
@@ -94,6 +96,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(info, dict) or info.get("format") != FORMAT:
         found = info.get("format") if isinstance(info, dict) else type(info).__name__
         raise DataError(path, None, f"checkpoint format {found!r}, expected {FORMAT!r}")
+    history = info.get("history")
+    if isinstance(history, list):  # null is how a non-finite figure is written (json_text): NaN again here
+        info["history"] = [
+            {k: float("nan") if v is None else v for k, v in r.items()} if isinstance(r, dict) else r for r in history
+        ]
     check_metadata(path, info)
     return tensors, info
 

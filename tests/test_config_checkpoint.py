@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import pickle
 
 import pytest
@@ -85,6 +86,19 @@ def test_checkpoint_round_trip(tmp_path):
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
     assert any(k.startswith("optim.") for k in tensors)
+
+
+def test_checkpoint_metadata_is_strict_json_and_nan_comes_back(tmp_path):
+    """A run without a validation split records NaN validation figures: null in the file, NaN when read."""
+    record = {"epoch": 1, "val_accuracy": float("nan"), "val_loss": float("inf"), "train_loss": 0.5,
+              "train_accuracy": 0.9}  # fmt: skip
+    save_checkpoint(tmp_path / "c.safetensors", build_model(RunConfig().model), RunConfig(), {"history": [record]})
+    blob = (tmp_path / "c.safetensors").read_bytes()
+    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+    strict = json.loads(header["__metadata__"]["digitlab"], parse_constant=pytest.fail)  # NaN/Infinity: refused
+    assert strict["history"][0]["val_accuracy"] is None and strict["history"][0]["val_loss"] is None
+    (read,) = read_checkpoint(tmp_path / "c.safetensors")[1]["history"]
+    assert math.isnan(read["val_accuracy"]) and math.isnan(read["val_loss"]) and read["train_loss"] == 0.5
 
 
 def test_pickle_and_mismatched_checkpoints_are_refused(tmp_path):
