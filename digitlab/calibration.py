@@ -168,6 +168,11 @@ def calibrate(run: str | Path) -> dict:
     model, config, _, _ = load_checkpoint(model_path(run))
     if not isinstance(config, RunConfig):
         raise DataError(model_path(run), None, "no recorded config to find its training data by")
+    if config.data.val_size == 0:  # a final model: every training image was learnt, none is left to fit on
+        raise DigitlabError(
+            f"{run} was trained without a validation split (--val-size 0): calibrate fits the temperature and the "
+            "'not a digit' test on validation images; calibrate a run of the same settings trained with a split"
+        )
     train, val = load_train_val(config.data, config.train.seed)
     test = load_test(config.data)
     val_logits = predict_logits(model.eval(), val.images).double()

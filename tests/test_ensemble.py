@@ -246,5 +246,8 @@ def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
     assert all(h["val_accuracy"] is None and h["train_loss"] > 0 for h in strict_json(runs[0] / "history.json"))
     r = run_cli("report", str(runs[0]))  # a file has no test split, and this run no validation split
     assert r.returncode == 2 and "no labelled images to report on" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("calibrate", str(runs[0]))  # nothing held out to fit on: refused, not an AUROC of 0.5 written
+    assert r.returncode == 2 and "without a validation split" in r.stderr and "Traceback" not in r.stderr
+    assert not (runs[0] / "calibration.json").exists()
     r = run_cli("evaluate", str(tmp_path / "final"), "--data", str(tmp_path / "digits.npz"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] > 0.5, r.stderr
