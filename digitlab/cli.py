@@ -56,6 +56,7 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             "data.val_size": args.val_size,
             "data.train_size": args.train_size,
             "data.split_seed": args.split_seed,
+            "data.typed_digits": args.typed_digits,
             "data.source": args.data,
             "data.data_dir": args.data_dir,
         },
@@ -141,9 +142,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from .distill import distill
 
-    if args.data or args.val_size not in (None, 0) or args.train_size is not None or args.split_seed is not None:
+    taught = (args.train_size, args.split_seed, args.typed_digits)
+    if args.data or args.val_size not in (None, 0) or any(flag is not None for flag in taught):
         raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size "
-                            "(but for 0: no validation, all images), --train-size and --split-seed")  # fmt: skip
+                            "(but for 0: no validation, all images), --train-size, --split-seed and "
+                            "--typed-digits")  # fmt: skip
     config = override(train_config(args), {"distill.weight": args.weight, "distill.consistent": args.consistent})
     distill(config, args.teacher, args.out)
 

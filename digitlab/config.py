@@ -85,6 +85,8 @@ class DataConfig:
     train_size: int | None = None  # sub-sample the remaining training images (stratified); None keeps all
     data_dir: str | None = None  # cache folder for named datasets; None: $DIGITLAB_DATA_DIR or the XDG cache
     split_seed: int | None = None  # seed of the validation split and sub-sample; None: the training seed
+    typed_digits: bool = False  # add digits typed in 37 DejaVu/Liberation fonts to the training images (fonts.py;
+    #                             3,330 images, never to the validation split)
 
     def __post_init__(self):
         _check(self.val_size is None or 0 <= self.val_size <= MAX_COUNT, f"val_size {self.val_size} must be >= 0")

@@ -110,7 +110,22 @@ def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
     if config.train_size is not None and config.train_size < len(train):
         _, keep = stratified_split(train.labels, config.train_size, seed + 1)
         train = train.subset(keep)
+    if config.typed_digits:
+        train = with_typed_digits(train)
     return train, full.subset(val_index, f"{full.name} (validation)")
+
+
+def with_typed_digits(train: Digits) -> Digits:
+    """The training images followed by the typed digits of fonts.py (the validation split never holds any)."""
+    from .fonts import typed_digits
+
+    images, labels = typed_digits()
+    typed = from_arrays(images, labels, "typed")
+    return Digits(
+        torch.cat([train.images, typed.images]),
+        torch.cat([train.labels, typed.labels]),
+        f"{train.name} + {len(typed):,} typed digits",
+    )
 
 
 def load_test(config: DataConfig) -> Digits | None:

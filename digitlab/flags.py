@@ -87,6 +87,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{AUGMENT_FLAGS.get(name, name)}", dest=name, type=float, help=meaning)
     p.add_argument("--val-size", type=int)
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
+    p.add_argument("--typed-digits", action=argparse.BooleanOptionalAction, help="add 3,330 digits typed in DejaVu and "
+                   "Liberation fonts to the training images (pillow and the fonts needed)")  # fmt: skip
     p.add_argument("--seed", type=int)
     p.add_argument("--split-seed", type=int, help="seed of the validation split and sub-sample (default: --seed); "
                    "runs that share it can be ensembled with `ensemble --from`")  # fmt: skip

@@ -4,10 +4,9 @@ Three measurements, one table, `robustness.json` in the run folder, and a sectio
 - the MNIST test set under every corruption of corruptions.py (MNIST-C's severities where the corruption is one of
   theirs), generated deterministically from a seed and cached beside the dataset: clean accuracy, each corruption's
   accuracy, their mean and the worst;
-- digits typed in the handwriting fonts installed on the machine (Debian: fonts-dkg-handwriting, fonts-breip,
-  fonts-femkeklaver, fonts-rufscript, fonts-sjfonts, fonts-comic-neue, fonts-dancingscript, fonts-kristi,
-  fonts-humor-sans, fonts-tomsontalks), each digit at two sizes, dark ink on white paper, through the same
-  MNIST-style preprocessing the server uses (preprocess.py): another set of writers;
+- digits typed in the handwriting fonts installed on the machine (fonts.py: ten Debian packages), each digit at two
+  sizes, dark ink on white paper, through the same MNIST-style preprocessing the server uses (preprocess.py):
+  another set of writers;
 - test digits turned into pictures of paper (dark ink on light paper, 280 px; lit from one side; off-centre on a
   larger sheet; a thick marker; a thin pen; a small digit on a large sheet), through the same preprocessing.
 
@@ -31,6 +30,7 @@ from .data import load_test
 from .datasets import data_root
 from .engines import load_engine
 from .errors import DigitlabError
+from .fonts import FONT_SIZES, find_fonts, font_digits
 from .formats import atomic_write
 from .predict import validation_split
 from .preprocess import mnist_style
@@ -38,12 +38,6 @@ from .report import robustness_rows
 from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output, write_json
 
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
-FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
-HANDWRITING = (  # the folders Debian's handwriting font packages install into; other fonts: --fonts FILE...
-    "fifthhorseman", "breip", "femkeklaver", "rufscript", "sjfonts", "comic-neue", "dancingscript", "kristi",
-    "humor-sans", "tomsontalks",
-)  # fmt: skip
-FONT_SIZES = (96, 40)  # pixels: a large and a small digit, both drawn on a canvas twice their size
 
 
 def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
@@ -61,41 +55,6 @@ def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
     with atomic_write(path) as f:
         f.write(buffer.getvalue())
     return result
-
-
-def find_fonts(named: list[str] | None = None) -> list[Path]:
-    """Font files: those `named` (paths), else the known handwriting fonts under the system font folders."""
-    if named:
-        missing = [f for f in named if not Path(f).is_file()]
-        if missing:
-            raise DigitlabError(f"--fonts: no such font file: {missing[0]}")
-        return [Path(f) for f in named]
-    files = [
-        p for d in FONT_DIRS if Path(d).is_dir() for p in Path(d).rglob("*") if p.suffix.lower() in (".ttf", ".otf")
-    ]
-    return sorted(p for p in files if p.parent.name in HANDWRITING)
-
-
-def font_digits(fonts: list[Path]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Digits 0-9 in each font at each size, dark on white, preprocessed as the server does: (N, 28, 28), labels."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    images, labels, names = [], [], []
-    for font_file in fonts:
-        for size in FONT_SIZES:
-            font = ImageFont.truetype(str(font_file), size)
-            for digit in range(10):
-                picture = Image.new("L", (2 * size, 2 * size), 255)
-                ImageDraw.Draw(picture).text((size, size), str(digit), fill=0, font=font, anchor="mm")
-                try:
-                    images.append(mnist_style(picture))
-                except ValueError:  # the font has no glyph for this digit: nothing was drawn
-                    continue
-                labels.append(digit)
-                names.append(font_file.stem)
-    if not images:
-        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), []
-    return np.stack(images), np.array(labels), names
 
 
 PHOTO_IMAGES = 500  # test digits per photo-like variant (each is a full-size picture through preprocess.py)

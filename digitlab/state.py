@@ -184,7 +184,8 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
         started -= history[-1].get("elapsed_s", 0.0) if history else 0.0  # the clock continues
     log(summary(model))
     log(f"run folder: {run_dir}\ndata: {len(train_set):,} training, {len(val_set):,} validation images "
-        f"({config.data.source}{'; validation size chosen automatically' if config.data.val_size is None else ''}"
+        f"({config.data.source}{' + typed digits' if config.data.typed_digits else ''}"
+        f"{'; validation size chosen automatically' if config.data.val_size is None else ''}"
         f"); device: {device}, {torch.get_num_threads()} CPU threads"
         + (f"; {processes.world} processes (torchrun), global batch {config.train.batch_size * processes.world}"
            if processes.active else ""))  # fmt: skip

@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 from digitlab.datasets import data_root, fetch
+from digitlab.fonts import TYPED, system_fonts
 
 REPO = Path(__file__).resolve().parent.parent
+TYPED_INSTALLED = set(TYPED) <= {p.name for p in system_fonts()}  # --typed-digits' fonts (.ci/run installs them)
 
 
 @pytest.fixture(scope="session")

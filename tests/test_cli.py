@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_idx
+from conftest import TYPED_INSTALLED, run_cli, write_idx
 
 from digitlab.cli import main
 from digitlab.formats import read_idx_pair, write_kaggle_csv
@@ -148,6 +148,7 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
         "--no-augment",
         "--shear",
         "0.1",
+        *(["--typed-digits"] if TYPED_INSTALLED else []),
         "--out",
         str(run),
         "--data-dir",
@@ -161,6 +162,9 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
     assert config["augment"]["enabled"] is False  # --no-augment turned off what the fast recipe turns on
     assert config["augment"]["rotation_deg"] == 5.0  # the recipe's light policy stays recorded
     assert config["augment"]["shear_rad"] == 0.1  # --shear sets the field the recipe left at 0
+    if TYPED_INSTALLED:  # 1,000 MNIST images and the 3,330 typed digits of fonts.py, recorded in the config
+        assert "data: 4,330 training, 200 validation images (mnist + typed digits)" in r.stdout
+        assert config["data"]["typed_digits"] is True
     r = run_cli("summary", "--recipe", "best")
     assert "Model: ReferenceCNN" in r.stdout
     r = run_cli("train", "--help")  # what a flag left out means, per recipe

@@ -8,11 +8,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import TYPED_INSTALLED
 
 from digitlab import datasets
 from digitlab.config import DataConfig
 from digitlab.data import load_source, load_train_val, stratified_split
 from digitlab.errors import DigitlabError
+from digitlab.fonts import typed_digits, typed_fonts
 
 
 def test_stratified_split_exact_disjoint_and_seeded():
@@ -83,3 +85,29 @@ def test_idx_folder_source(tmp_path, mnist_dir):
     assert len(digits) == 10_000
     with pytest.raises(DigitlabError, match="lacks"):
         load_source(str(tmp_path), "train")
+
+
+@pytest.mark.skipif(not TYPED_INSTALLED, reason="the DejaVu and Liberation fonts are not installed (.ci/run does)")
+def test_typed_digits_join_the_training_images_only(data_dir):
+    """--typed-digits: 3,330 typed digits (37 fonts x 3 sizes x 3 slants x 10 digits) after the training images,
+    the same bytes every time, MNIST-style (light ink on black, centred); the validation split is unchanged."""
+    config = DataConfig(val_size=500, train_size=1000, data_dir=str(data_dir))
+    plain_train, plain_val = load_train_val(config, seed=0)
+    train, val = load_train_val(dataclasses.replace(config, typed_digits=True), seed=0)
+    assert len(train) == 1000 + 3330 and "3,330 typed digits" in train.name
+    assert torch.equal(val.images, plain_val.images) and torch.equal(train.images[:1000], plain_train.images)
+    typed, labels = train.images[1000:, 0], train.labels[1000:]
+    assert typed.dtype == torch.uint8 and np.bincount(labels.numpy()).tolist() == [333] * 10
+    assert (typed.amax((1, 2)) == 255).all()  # stretched to a brightest pixel of 255, as preprocessing does
+    images, _ = typed_digits()
+    assert np.array_equal(images, typed.numpy())  # deterministic
+    assert len({bytes(x) for x in images}) > 3000  # fonts, sizes and slants differ
+
+
+def test_typed_digits_name_the_missing_fonts(tmp_path):
+    with pytest.raises(
+        DigitlabError,
+        match=r"needs 37 DejaVu and Liberation fonts; 37 are not installed.*apt "
+        r"install fonts-dejavu-core fonts-dejavu-extra fonts-liberation, or train with --no-typed",
+    ):
+        typed_fonts((str(tmp_path),))

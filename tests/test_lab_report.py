@@ -14,8 +14,8 @@ from conftest import run_cli
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import RunConfig, recipe
 from digitlab.errors import DigitlabError
+from digitlab.fonts import find_fonts
 from digitlab.lab import LabConfig, noise_notes, strategy_config, switches
-from digitlab.robustness import find_fonts
 
 STRATEGIES = ["none", "dropout", "bn", "augment", "all"]
 

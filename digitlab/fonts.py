@@ -1,0 +1,100 @@
+"""Digits drawn in the machine's fonts, dark ink on white paper, through the server's preprocessing (preprocess.py).
+
+Two uses, two sets of fonts that never overlap:
+- the robustness benchmark's font digits (robustness.py): the handwriting fonts of Debian's packages
+  fonts-dkg-handwriting, fonts-breip, fonts-femkeklaver, fonts-rufscript, fonts-sjfonts, fonts-comic-neue,
+  fonts-dancingscript, fonts-kristi, fonts-humor-sans and fonts-tomsontalks, each digit at two sizes: another set of
+  writers, measured and never trained on;
+- typed digits as extra training images (`--typed-digits`, data.py): the 37 DejaVu and Liberation files of
+  fonts-dejavu-core, fonts-dejavu-extra and fonts-liberation (no handwriting fonts), each digit at three sizes and
+  three slants (3,330 images). They show the model shapes MNIST's writers rarely use, such as a 1 with a flag and a
+  foot or an open 4 (README, Beyond MNIST's test set: chosen on handwriting fonts of other packages, not the
+  benchmark's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DigitlabError
+from .preprocess import mnist_style
+
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
+HANDWRITING = (  # the folders Debian's handwriting font packages install into; other fonts: --fonts FILE...
+    "fifthhorseman", "breip", "femkeklaver", "rufscript", "sjfonts", "comic-neue", "dancingscript", "kristi",
+    "humor-sans", "tomsontalks",
+)  # fmt: skip
+FONT_SIZES = (96, 40)  # pixels: a large and a small digit, both drawn on a canvas twice their size
+TYPED = tuple(  # the typed-digit fonts, by file name: a fixed list, so that a run's training set is the same anywhere
+    [f"DejaVu{family}{style}.ttf" for family in ("Sans", "SansCondensed", "SansMono")
+     for style in ("", "-Bold", "-BoldOblique", "-Oblique")]
+    + ["DejaVuSans-ExtraLight.ttf"]
+    + [f"DejaVu{family}{style}.ttf" for family in ("Serif", "SerifCondensed")
+       for style in ("", "-Bold", "-BoldItalic", "-Italic")]
+    + [f"Liberation{family}-{style}.ttf" for family in ("Mono", "Sans", "SansNarrow", "Serif")
+       for style in ("Regular", "Bold", "BoldItalic", "Italic")]
+)  # fmt: skip
+TYPED_SIZES = (96, 64, 40)  # pixels
+TYPED_SLANTS = (-10.0, 0.0, 10.0)  # degrees, counter-clockwise: upright and leaning digits
+
+
+def system_fonts(folders: tuple[str, ...] = FONT_DIRS) -> list[Path]:
+    return sorted(
+        p for d in folders if Path(d).is_dir() for p in Path(d).rglob("*") if p.suffix.lower() in (".ttf", ".otf")
+    )
+
+
+def find_fonts(named: list[str] | None = None) -> list[Path]:
+    """Font files: those `named` (paths), else the known handwriting fonts under the system font folders."""
+    if named:
+        missing = [f for f in named if not Path(f).is_file()]
+        if missing:
+            raise DigitlabError(f"--fonts: no such font file: {missing[0]}")
+        return [Path(f) for f in named]
+    return [p for p in system_fonts() if p.parent.name in HANDWRITING]
+
+
+def typed_fonts(folders: tuple[str, ...] = FONT_DIRS) -> list[Path]:
+    """The TYPED font files under `folders`, in TYPED's order; every one must be there."""
+    found = {p.name: p for p in system_fonts(folders)}
+    missing = [name for name in TYPED if name not in found]
+    if missing:
+        raise DigitlabError(f"--typed-digits needs {len(TYPED)} DejaVu and Liberation fonts; {len(missing)} are not "
+                            f"installed (e.g. {missing[0]}). Debian: apt install fonts-dejavu-core fonts-dejavu-extra "
+                            "fonts-liberation, or train with --no-typed-digits")  # fmt: skip
+    return [found[name] for name in TYPED]
+
+
+def font_digits(
+    fonts: list[Path], sizes: tuple[int, ...] = FONT_SIZES, slants: tuple[float, ...] = (0.0,)
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Digits 0-9 in each font at each size and slant, dark on white, preprocessed as the server does:
+    (N, 28, 28) uint8, labels (N,), and each digit's font name. A digit the font has no glyph for is left out."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    images, labels, names = [], [], []
+    for font_file in fonts:
+        for size in sizes:
+            font = ImageFont.truetype(str(font_file), size)
+            for digit in range(10):
+                picture = Image.new("L", (2 * size, 2 * size), 255)
+                ImageDraw.Draw(picture).text((size, size), str(digit), fill=0, font=font, anchor="mm")
+                for slant in slants:
+                    slanted = picture.rotate(slant, resample=Image.BICUBIC, fillcolor=255) if slant else picture
+                    try:
+                        images.append(mnist_style(slanted))
+                    except ValueError:  # the font has no glyph for this digit: nothing was drawn
+                        continue
+                    labels.append(digit)
+                    names.append(font_file.stem)
+    if not images:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64), []
+    return np.stack(images), np.array(labels, dtype=np.int64), names
+
+
+def typed_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The typed training digits: (3,330, 28, 28) uint8 and their labels."""
+    images, labels, _ = font_digits(typed_fonts(), TYPED_SIZES, TYPED_SLANTS)
+    return images, labels
