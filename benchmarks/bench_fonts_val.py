@@ -1,0 +1,90 @@
+"""Font digits of the *validation* kind: handwriting fonts of Debian packages that neither the robustness benchmark
+(fonts.HANDWRITING) nor --typed-digits (fonts.TYPED) uses, so that a change aimed at the benchmark's font digits
+can be chosen without looking at them (README, Beyond MNIST's test set; the rule: docs/results-2026-12-01f/PLAN.md).
+
+    apt install fonts-bwht fonts-ecolier-court fonts-kaushanscript fonts-klee fonts-yusei-magic fonts-cabinsketch \\
+        fonts-joscelyn fonts-havana fonts-leckerli-one
+    python benchmarks/bench_fonts_val.py RUN [RUN ...]     # validation-font accuracy and the misses of each model
+    python benchmarks/bench_fonts_val.py --typed-probe     # the fast recipe with and without --typed-digits
+
+The digits 0-9 at the benchmark's two sizes in the 16 fonts of those packages (320 digits), drawn and preprocessed
+exactly as the benchmark's font digits are (fonts.font_digits). `--typed-probe` trains the `fast` recipe (seeds 0
+and 1, `--val-size 5000`) with and without `--typed-digits` and measures each on its validation split (the kept model's
+figure, the clean one) and on the validation fonts. Prints a table and writes benchmarks/out/bench_fonts_val.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+from common import OUT, digitlab, machine, write_result
+
+from digitlab.engines import load_engine
+from digitlab.fonts import font_digits, system_fonts
+
+PACKAGES = (
+    "bwht",
+    "ecolier-court",
+    "kaushanscript",
+    "klee",
+    "yusei-magic",
+    "cabinsketch",
+    "joscelyn",
+    "havana",
+    "leckerli-one",
+)  # fmt: skip  (the folders these Debian packages install their fonts into)
+
+
+def validation_fonts() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    fonts = [p for p in system_fonts() if p.parent.name in PACKAGES]
+    if not fonts:
+        sys.exit("no validation fonts installed: apt install " + " ".join(f"fonts-{p}" for p in PACKAGES))
+    return font_digits(fonts)
+
+
+def font_accuracy(run: str, images: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
+    probabilities = load_engine(run).predict_proba(images[:, None].astype(np.float32))
+    predicted = probabilities.argmax(1)
+    misses = [f"{n}: {t} -> {p} ({probabilities[i].max():.2f})"
+              for i, (n, t, p) in enumerate(zip(names, labels, predicted)) if t != p]  # fmt: skip
+    return {"run": run, "digits": len(labels), "accuracy": float((predicted == labels).mean()), "misses": misses}
+
+
+def typed_probe(images, labels, names) -> list[dict]:
+    rows = []
+    for typed in (False, True):
+        for seed in (0, 1):
+            run = OUT / "fonts-val" / f"fast-{'typed' if typed else 'plain'}-s{seed}"
+            if not (run / "model.safetensors").is_file():
+                digitlab("train", "--recipe", "fast", "--seed", str(seed), "--val-size", "5000", "--out", str(run),
+                         *(["--typed-digits"] if typed else []))  # fmt: skip
+            kept = json.loads((run / "metrics.json").read_text())  # the validation-chosen model's figures
+            row = font_accuracy(str(run), images, labels, names)
+            rows.append({**row, "typed_digits": typed, "seed": seed, "val_accuracy": kept["val_accuracy"]})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="*")
+    parser.add_argument("--typed-probe", action="store_true")
+    args = parser.parse_args()
+    images, labels, names = validation_fonts()
+    rows = [font_accuracy(run, images, labels, names) for run in args.runs]
+    if args.typed_probe:
+        rows += typed_probe(images, labels, names)
+    print(f"{len(set(names))} validation fonts, {len(labels)} digits\n")
+    print("| model | validation split | validation fonts | misses |\n|---|---|---|---|")
+    for row in rows:
+        val = f"{100 * row['val_accuracy']:.2f} %" if "val_accuracy" in row else ""
+        print(f"| {row['run']} | {val} | {100 * row['accuracy']:.2f} % | {'; '.join(row['misses'])} |")
+    result = {"machine": machine(), "fonts": sorted(set(names)), "rows": rows}
+    print(json.dumps(result))
+    write_result("bench_fonts_val", result)
+
+
+if __name__ == "__main__":
+    main()
