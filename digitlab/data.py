@@ -111,15 +111,15 @@ def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
         _, keep = stratified_split(train.labels, config.train_size, seed + 1)
         train = train.subset(keep)
     if config.typed_digits:
-        train = with_typed_digits(train)
+        train = with_typed_digits(train, config.data_dir)
     return train, full.subset(val_index, f"{full.name} (validation)")
 
 
-def with_typed_digits(train: Digits) -> Digits:
+def with_typed_digits(train: Digits, data_dir: str | None) -> Digits:
     """The training images followed by the typed digits of fonts.py (the validation split never holds any)."""
     from .fonts import typed_digits
 
-    images, labels = typed_digits()
+    images, labels = typed_digits(data_dir)
     typed = from_arrays(images, labels, "typed")
     return Digits(
         torch.cat([train.images, typed.images]),

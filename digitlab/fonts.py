@@ -14,6 +14,8 @@ Two uses, two sets of fonts that never overlap:
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +96,29 @@ def font_digits(
     return np.stack(images), np.array(labels, dtype=np.int64), names
 
 
-def typed_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The typed training digits: (3,330, 28, 28) uint8 and their labels."""
-    images, labels, _ = font_digits(typed_fonts(), TYPED_SIZES, TYPED_SLANTS)
+def typed_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The typed training digits: (3,330, 28, 28) uint8 and their labels. Drawing them takes half a minute, so they
+    are kept in the data cache under a key of everything they depend on: the font files, this module and
+    preprocess.py, and Pillow's version."""
+    import PIL
+
+    from . import preprocess
+    from .datasets import data_root
+    from .formats import atomic_write
+
+    fonts = typed_fonts()
+    key = hashlib.sha256(PIL.__version__.encode())
+    for file in [*fonts, Path(__file__), Path(preprocess.__file__)]:
+        key.update(file.read_bytes())
+    path = data_root(data_dir) / "typed" / f"typed-digits-{key.hexdigest()[:16]}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as cached:
+            if cached["images"].shape == (len(cached["labels"]), 28, 28) and cached["images"].dtype == np.uint8:
+                return cached["images"], cached["labels"]
+    images, labels, _ = font_digits(fonts, TYPED_SIZES, TYPED_SLANTS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, images=images, labels=labels)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
     return images, labels

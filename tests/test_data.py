@@ -99,8 +99,13 @@ def test_typed_digits_join_the_training_images_only(data_dir):
     typed, labels = train.images[1000:, 0], train.labels[1000:]
     assert typed.dtype == torch.uint8 and np.bincount(labels.numpy()).tolist() == [333] * 10
     assert (typed.amax((1, 2)) == 255).all()  # stretched to a brightest pixel of 255, as preprocessing does
-    images, _ = typed_digits()
-    assert np.array_equal(images, typed.numpy())  # deterministic
+    cached = list((data_dir / "typed").glob("typed-digits-*.npz"))
+    assert cached  # drawn once (half a minute), then read from the data cache
+    for file in cached:
+        file.unlink()
+    images, _ = typed_digits(str(data_dir))
+    assert np.array_equal(images, typed.numpy())  # drawn again: the same pixels
+    assert len(list((data_dir / "typed").glob("typed-digits-*.npz"))) == 1
     assert len({bytes(x) for x in images}) > 3000  # fonts, sizes and slants differ
 
 
