@@ -1,4 +1,6 @@
-"""The .npz the robust typed run trained on (PLAN.md beside it): MNIST's 60,000 training images, then the probe's typed digits."""
+"""The .npz the robust typed run trained on (PLAN.md beside it): MNIST's 60,000 training images, then the probe's
+typed digits."""
+
 import numpy as np
 
 from digitlab.datasets import load_split
