@@ -90,7 +90,8 @@ def test_idx_folder_source(tmp_path, mnist_dir):
 @pytest.mark.skipif(not TYPED_INSTALLED, reason="the DejaVu and Liberation fonts are not installed (.ci/run does)")
 def test_typed_digits_join_the_training_images_only(data_dir):
     """--typed-digits: 3,330 typed digits (37 fonts x 3 sizes x 3 slants x 10 digits) after the training images,
-    the same bytes every time, MNIST-style (light ink on black, centred); the validation split is unchanged."""
+    through the server's preprocessing, drawn once into the data cache and the same pixels when drawn again; the
+    validation split is unchanged."""
     config = DataConfig(val_size=500, train_size=1000, data_dir=str(data_dir))
     plain_train, plain_val = load_train_val(config, seed=0)
     train, val = load_train_val(dataclasses.replace(config, typed_digits=True), seed=0)
