@@ -25,17 +25,9 @@ from common import OUT, digitlab, machine, write_result
 from digitlab.engines import load_engine
 from digitlab.fonts import font_digits, system_fonts
 
-PACKAGES = (
-    "bwht",
-    "ecolier-court",
-    "kaushanscript",
-    "klee",
-    "yusei-magic",
-    "cabinsketch",
-    "joscelyn",
-    "havana",
-    "leckerli-one",
-)  # fmt: skip  (the folders these Debian packages install their fonts into)
+# the folders these Debian packages install their fonts into
+PACKAGES = ("bwht", "ecolier-court", "kaushanscript", "klee", "yusei-magic", "cabinsketch", "joscelyn", "havana",
+            "leckerli-one")  # fmt: skip
 
 
 def validation_fonts() -> tuple[np.ndarray, np.ndarray, list[str]]:
