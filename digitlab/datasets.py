@@ -21,6 +21,7 @@ import subprocess
 import tarfile
 import tempfile
 import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,27 @@ def data_root(data_dir: str | Path | None = None) -> Path:
         return Path(os.environ[ENV_DATA_DIR]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "digitlab"
+
+
+def cached_arrays(path: Path, make, valid) -> dict[str, np.ndarray]:
+    """Arrays derived from a dataset and kept in the data cache (an .npz, read with allow_pickle=False): those in
+    `path` when `valid` accepts them, else `make()`'s, written atomically and returned. The key of what they depend
+    on belongs in the file name. A file that cannot be read (cut short, not an .npz) is made again, not an error:
+    nothing in it is lost that `make` cannot remake."""
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as cached:
+                arrays = {name: cached[name] for name in cached.files}
+            if valid(arrays):
+                return arrays
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # made again below
+    arrays = make()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with atomic_write(path) as f:
+        f.write(buffer.getvalue())
+    return arrays
 
 
 def _sha256(data: bytes) -> str:

@@ -15,7 +15,6 @@ Two uses, two sets of fonts that never overlap:
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -103,22 +102,20 @@ def typed_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     import PIL
 
     from . import preprocess
-    from .datasets import data_root
-    from .formats import atomic_write
+    from .datasets import cached_arrays, data_root
 
     fonts = typed_fonts()
     key = hashlib.sha256(PIL.__version__.encode())
     for file in [*fonts, Path(__file__), Path(preprocess.__file__)]:
         key.update(file.read_bytes())
+
+    def draw() -> dict[str, np.ndarray]:
+        images, labels, _ = font_digits(fonts, TYPED_SIZES, TYPED_SLANTS)
+        return {"images": images, "labels": labels}
+
+    def complete(cached: dict) -> bool:
+        return cached["images"].shape == (len(cached["labels"]), 28, 28) and cached["images"].dtype == np.uint8
+
     path = data_root(data_dir) / "typed" / f"typed-digits-{key.hexdigest()[:16]}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as cached:
-            if cached["images"].shape == (len(cached["labels"]), 28, 28) and cached["images"].dtype == np.uint8:
-                return cached["images"], cached["labels"]
-    images, labels, _ = font_digits(fonts, TYPED_SIZES, TYPED_SLANTS)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.savez(buffer, images=images, labels=labels)
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
-    return images, labels
+    typed = cached_arrays(path, draw, complete)
+    return typed["images"], typed["labels"]

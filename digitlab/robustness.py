@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import io
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,10 @@ import numpy as np
 from . import console
 from .corruptions import CORRUPTIONS, corrupt
 from .data import load_test
-from .datasets import data_root
+from .datasets import cached_arrays, data_root
 from .engines import load_engine
 from .errors import DigitlabError
 from .fonts import FONT_SIZES, find_fonts, font_digits
-from .formats import atomic_write
 from .predict import validation_split
 from .preprocess import mnist_style
 from .report import robustness_rows
@@ -43,18 +41,12 @@ SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another vers
 def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
     """The corrupted test set, from the cache when this exact set (version, seed, images) was made before."""
     key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
-    path = data_root() / "corrupted" / f"v{SUITE_VERSION}-{name}-seed{seed}-{key}.npy"
-    if path.is_file():
-        cached = np.load(path, allow_pickle=False)
-        if cached.shape == images.shape and cached.dtype == np.uint8:
-            return cached
-    result = corrupt(name, images, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    np.save(buffer, result, allow_pickle=False)
-    with atomic_write(path) as f:
-        f.write(buffer.getvalue())
-    return result
+    path = data_root() / "corrupted" / f"v{SUITE_VERSION}-{name}-seed{seed}-{key}.npz"
+
+    def same_shape(cached: dict) -> bool:
+        return cached["images"].shape == images.shape and cached["images"].dtype == np.uint8
+
+    return cached_arrays(path, lambda: {"images": corrupt(name, images, seed)}, same_shape)["images"]
 
 
 PHOTO_IMAGES = 500  # test digits per photo-like variant (each is a full-size picture through preprocess.py)

@@ -13,6 +13,7 @@ from conftest import TYPED_INSTALLED
 from digitlab import datasets
 from digitlab.config import DataConfig
 from digitlab.data import load_source, load_train_val, stratified_split
+from digitlab.datasets import cached_arrays
 from digitlab.errors import DigitlabError
 from digitlab.fonts import typed_digits, typed_fonts
 
@@ -85,6 +86,31 @@ def test_idx_folder_source(tmp_path, mnist_dir):
     assert len(digits) == 10_000
     with pytest.raises(DigitlabError, match="lacks"):
         load_source(str(tmp_path), "train")
+
+
+def test_cached_arrays_are_reused_and_remade_when_unreadable(tmp_path):
+    """The data cache's derived arrays (typed digits, corrupted test sets): read back when valid, made again, with no
+    error, when the file is cut short, not an .npz, or holds arrays of another shape."""
+    path, made = tmp_path / "cache" / "set.npz", []
+
+    def make():
+        made.append(1)
+        return {"images": np.arange(24, dtype=np.uint8).reshape(2, 3, 4)}
+
+    def valid(cached):
+        return cached["images"].shape == (2, 3, 4)
+
+    first = cached_arrays(path, make, valid)
+    again = cached_arrays(path, make, valid)
+    assert len(made) == 1 and np.array_equal(first["images"], again["images"])
+    for damage in (path.read_bytes()[:100], b"not an npz", None):
+        if damage is None:
+            np.savez(path, images=np.zeros((5, 5), np.uint8))  # readable, another shape
+        else:
+            path.write_bytes(damage)
+        assert np.array_equal(cached_arrays(path, make, valid)["images"], first["images"])
+        assert np.array_equal(np.load(path, allow_pickle=False)["images"], first["images"])  # written back
+    assert len(made) == 4 and not list(path.parent.glob(".*.tmp"))
 
 
 @pytest.mark.skipif(not TYPED_INSTALLED, reason="the DejaVu and Liberation fonts are not installed (.ci/run does)")
