@@ -111,15 +111,15 @@ def data_root(data_dir: str | Path | None = None) -> Path:
 def cached_arrays(path: Path, make, valid) -> dict[str, np.ndarray]:
     """Arrays derived from a dataset and kept in the data cache (an .npz, read with allow_pickle=False): those in
     `path` when `valid` accepts them, else `make()`'s, written atomically and returned. The key of what they depend
-    on belongs in the file name. A file that cannot be read (cut short, not an .npz) is made again, not an error:
-    nothing in it is lost that `make` cannot remake."""
+    on belongs in the file name. A file that cannot be read (cut short, not an .npz, a bare .npy) is made again,
+    not an error: nothing in it is lost that `make` cannot remake."""
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as cached:
                 arrays = {name: cached[name] for name in cached.files}
             if valid(arrays):
                 return arrays
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile):  # TypeError: an .npy
             pass  # made again below
     arrays = make()
     buffer = io.BytesIO()

@@ -90,7 +90,7 @@ def test_idx_folder_source(tmp_path, mnist_dir):
 
 def test_cached_arrays_are_reused_and_remade_when_unreadable(tmp_path):
     """The data cache's derived arrays (typed digits, corrupted test sets): read back when valid, made again, with no
-    error, when the file is cut short, not an .npz, or holds arrays of another shape."""
+    error, when the file is cut short, not an .npz, a bare .npy, or holds arrays of another shape."""
     path, made = tmp_path / "cache" / "set.npz", []
 
     def make():
@@ -103,14 +103,17 @@ def test_cached_arrays_are_reused_and_remade_when_unreadable(tmp_path):
     first = cached_arrays(path, make, valid)
     again = cached_arrays(path, make, valid)
     assert len(made) == 1 and np.array_equal(first["images"], again["images"])
-    for damage in (path.read_bytes()[:100], b"not an npz", None):
-        if damage is None:
+    for damage in (path.read_bytes()[:100], b"not an npz", "npy", "shape"):
+        if damage == "npy":
+            with open(path, "wb") as f:
+                np.save(f, np.zeros(3))  # a bare .npy under the name
+        elif damage == "shape":
             np.savez(path, images=np.zeros((5, 5), np.uint8))  # readable, another shape
         else:
             path.write_bytes(damage)
         assert np.array_equal(cached_arrays(path, make, valid)["images"], first["images"])
         assert np.array_equal(np.load(path, allow_pickle=False)["images"], first["images"])  # written back
-    assert len(made) == 4 and not list(path.parent.glob(".*.tmp"))
+    assert len(made) == 5 and not list(path.parent.glob(".*.tmp"))
 
 
 @pytest.mark.skipif(not TYPED_INSTALLED, reason="the DejaVu and Liberation fonts are not installed (.ci/run does)")
