@@ -171,6 +171,10 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
             changed = ", ".join(
                 f"{key} {splits[0][key]} -> {split[key]}" for key in split if split[key] != splits[0][key]
             )
+            if split["split_seed"] is None and splits[0]["split_seed"] is None:  # both final models: the data differ
+                raise DigitlabError(f"{run}: trained on other data than {runs[0]} ({changed}); final models "
+                                    "(--val-size 0) of any seeds make an ensemble, of one data set (the same "
+                                    "--data)")  # fmt: skip
             raise DigitlabError(f"{run}: another validation split than {runs[0]}'s ({changed}); an ensemble's members "
                                 "must share one (train them with the same --data, --val-size, --train-size and "
                                 "--split-seed)")  # fmt: skip

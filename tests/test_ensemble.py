@@ -226,8 +226,8 @@ def test_ensemble_from_runs_trained_apart_checks_the_split_and_measures(ensemble
 
 @pytest.mark.slow
 def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
-    """Final models train on every image (--val-size 0), so their seeds decide no split and they may be ensembled;
-    the log says there is no validation figure instead of printing nan."""
+    """Final models train on every image (--val-size 0), so their seeds decide no split and they may be ensembled
+    (final models of other data may not); the log says there is no validation figure instead of printing nan."""
     images, labels = mnist_test
     np.savez(tmp_path / "digits.npz", images=images[:1500], labels=labels[:1500])
     runs = []
@@ -236,6 +236,14 @@ def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
         r = run_cli("train", *ENSEMBLE[:2], "--val-size", "0", "--epochs", "1", "--batch-size", "64", "--seed", seed,
                     "--data", str(tmp_path / "digits.npz"), "--out", str(runs[-1]))  # fmt: skip
         assert r.returncode == 0, r.stderr
+    np.savez(tmp_path / "other.npz", images=images[1500:3000], labels=labels[1500:3000])
+    other = tmp_path / "final-other-data"
+    r = run_cli("train", *ENSEMBLE[:2], "--val-size", "0", "--epochs", "1", "--batch-size", "64",
+                "--data", str(tmp_path / "other.npz"), "--out", str(other))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = run_cli("ensemble", "--from", str(runs[0]), str(other), "--out", str(tmp_path / "refused"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "trained on other data" in r.stderr
+    assert "other.npz" in r.stderr and not (tmp_path / "refused").exists()
     r = run_cli("ensemble", "--from", *map(str, runs), "--out", str(tmp_path / "final"))
     assert r.returncode == 0, r.stderr
     assert "ensemble of 2: validation -, test -" in r.stdout and "nan" not in r.stdout  # a file source has no test
