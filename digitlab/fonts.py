@@ -39,6 +39,7 @@ TYPED = tuple(  # the typed-digit fonts, by file name: a fixed list, so that a r
 )  # fmt: skip
 TYPED_SIZES = (96, 64, 40)  # pixels
 TYPED_SLANTS = (-10.0, 0.0, 10.0)  # degrees, counter-clockwise: upright and leaning digits
+NO_GLYPH = "\U0010fffd"  # a private-use code point no font here maps: it draws the font's missing-glyph box
 
 
 def system_fonts(folders: tuple[str, ...] = FONT_DIRS) -> list[Path]:
@@ -72,21 +73,29 @@ def font_digits(
     fonts: list[Path], sizes: tuple[int, ...] = FONT_SIZES, slants: tuple[float, ...] = (0.0,)
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Digits 0-9 in each font at each size and slant, dark on white, preprocessed as the server does:
-    (N, 28, 28) uint8, labels (N,), and each digit's font name. A digit the font has no glyph for is left out."""
+    (N, 28, 28) uint8, labels (N,), and each digit's font name. A digit the font has no glyph for is left out:
+    either nothing is drawn, or the font's box for a missing glyph, the same picture as for NO_GLYPH."""
     from PIL import Image, ImageDraw, ImageFont
+
+    def drawn(text: str, font, size: int) -> Image.Image:
+        picture = Image.new("L", (2 * size, 2 * size), 255)
+        ImageDraw.Draw(picture).text((size, size), text, fill=0, font=font, anchor="mm")
+        return picture
 
     images, labels, names = [], [], []
     for font_file in fonts:
         for size in sizes:
             font = ImageFont.truetype(str(font_file), size)
+            missing_glyph = drawn(NO_GLYPH, font, size).tobytes()
             for digit in range(10):
-                picture = Image.new("L", (2 * size, 2 * size), 255)
-                ImageDraw.Draw(picture).text((size, size), str(digit), fill=0, font=font, anchor="mm")
+                picture = drawn(str(digit), font, size)
+                if picture.tobytes() == missing_glyph:
+                    continue
                 for slant in slants:
                     slanted = picture.rotate(slant, resample=Image.BICUBIC, fillcolor=255) if slant else picture
                     try:
                         images.append(mnist_style(slanted))
-                    except ValueError:  # the font has no glyph for this digit: nothing was drawn
+                    except ValueError:  # an empty glyph: nothing was drawn
                         continue
                     labels.append(digit)
                     names.append(font_file.stem)

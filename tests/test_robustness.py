@@ -70,3 +70,26 @@ def test_robustness_command_writes_table_json_and_report_section(trained_run, tm
     assert val["clean_accuracy"] != result["clean_accuracy"] or val["corruptions"] != result["corruptions"]
     r = run_cli("robustness", str(run / "model.safetensors"), "--split", "val", "--out", str(tmp_path / "v.json"))
     assert r.returncode == 2 and "--split val needs a run or ensemble folder" in r.stderr
+
+
+@pytest.mark.skipif(not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").is_file(), reason="no DejaVu Sans")
+def test_font_digits_leave_out_the_glyphs_a_font_lacks(tmp_path):
+    """A font without some digits draws its missing-glyph box for them, which must not count as a digit: DejaVu Sans
+    cut down (fontTools, matplotlib's dependency) to the digits other than 3 and 7 gives 8 digits per size."""
+    from fontTools import subset
+
+    from digitlab.fonts import FONT_SIZES, font_digits
+
+    cut = tmp_path / "no-3-or-7.ttf"
+    options = subset.Options()
+    options.notdef_outline = True  # keep the box a missing glyph is drawn as
+    font = subset.load_font("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", options)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="01245689")
+    subsetter.subset(font)
+    subset.save_font(font, str(cut), options)
+    images, labels, names = font_digits([cut])
+    assert sorted(set(labels.tolist())) == [0, 1, 2, 4, 5, 6, 8, 9] and len(labels) == 8 * len(FONT_SIZES)
+    assert images.shape == (len(labels), 28, 28) and set(names) == {"no-3-or-7"}
+    whole, _, _ = font_digits([Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")])
+    assert len(whole) == 10 * len(FONT_SIZES)
