@@ -6,11 +6,18 @@ can be chosen without looking at them (README, Beyond MNIST's test set; the rule
         fonts-joscelyn fonts-havana fonts-leckerli-one
     python benchmarks/bench_fonts_val.py RUN [RUN ...]     # validation-font accuracy and the misses of each model
     python benchmarks/bench_fonts_val.py --typed-probe     # the fast recipe with and without --typed-digits
+    apt install fonts-lobster fonts-navilu fonts-aoyagi-kouzan-t fonts-aoyagi-soseki fonts-kiloji \\
+        fonts-kouzan-mouhitsu fonts-seto
+    python benchmarks/bench_fonts_val.py --more RUN [RUN ...]   # and on a second set of 12 fonts (2026-12-02)
 
 The digits 0-9 at the benchmark's two sizes in the 16 fonts of those packages (320 digits), drawn and preprocessed
 exactly as the benchmark's font digits are (fonts.font_digits). `--typed-probe` trains the `fast` recipe (seeds 0
 and 1, `--val-size 5000`) with and without `--typed-digits` and measures each on its validation split (the kept model's
-figure, the clean one) and on the validation fonts. Prints a table and writes benchmarks/out/bench_fonts_val.json.
+figure, the clean one) and on the validation fonts. `--more` measures each model on a second validation set as well:
+the 12 fonts of seven more Debian packages with digits (Lobster's bold script, Navilu's italic, the casual Latin
+digits of Japanese handwriting and brush fonts, several of which share one design; 240 digits), added on 2026-12-02
+because 16 fonts move by a point when one font's style flips. Prints a table and writes
+benchmarks/out/bench_fonts_val.json.
 """
 
 from __future__ import annotations
@@ -28,12 +35,13 @@ from digitlab.fonts import font_digits, system_fonts
 # the folders these Debian packages install their fonts into
 PACKAGES = ("bwht", "ecolier-court", "kaushanscript", "klee", "yusei-magic", "cabinsketch", "joscelyn", "havana",
             "leckerli-one")  # fmt: skip
+MORE_PACKAGES = ("lobster", "Navilu", "aoyagi-kouzan-t", "aoyagi-soseki", "kiloji", "kouzan-mouhitsu", "seto")
 
 
-def validation_fonts() -> tuple[np.ndarray, np.ndarray, list[str]]:
-    fonts = [p for p in system_fonts() if p.parent.name in PACKAGES]
+def validation_fonts(packages: tuple[str, ...] = PACKAGES) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    fonts = [p for p in system_fonts() if p.parent.name in packages]
     if not fonts:
-        sys.exit("no validation fonts installed: apt install " + " ".join(f"fonts-{p}" for p in PACKAGES))
+        sys.exit("no validation fonts installed: apt install " + " ".join(f"fonts-{p.lower()}" for p in packages))
     return font_digits(fonts)
 
 
@@ -63,17 +71,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*")
     parser.add_argument("--typed-probe", action="store_true")
+    parser.add_argument("--more", action="store_true", help="the second validation set too (MORE_PACKAGES)")
     args = parser.parse_args()
     images, labels, names = validation_fonts()
     rows = [font_accuracy(run, images, labels, names) for run in args.runs]
     if args.typed_probe:
         rows += typed_probe(images, labels, names)
     print(f"{len(set(names))} validation fonts, {len(labels)} digits\n")
-    print("| model | validation split | validation fonts | misses |\n|---|---|---|---|")
+    more_fonts = []
+    if args.more:
+        more = validation_fonts(MORE_PACKAGES)
+        more_fonts = sorted(set(more[2]))
+        print(f"more validation fonts: {len(more_fonts)}, {len(more[1])} digits\n")
+        for row in rows:
+            measured = font_accuracy(row["run"], *more)
+            row["more"] = {"digits": measured["digits"], "accuracy": measured["accuracy"], "misses": measured["misses"]}
+    print("| model | validation split | validation fonts | misses | more validation fonts | misses |")
+    print("|---|---|---|---|---|---|")
     for row in rows:
         val = f"{100 * row['val_accuracy']:.2f} %" if "val_accuracy" in row else ""
-        print(f"| {row['run']} | {val} | {100 * row['accuracy']:.2f} % | {'; '.join(row['misses'])} |")
-    result = {"machine": machine(), "fonts": sorted(set(names)), "rows": rows}
+        extra = row.get("more", {})
+        more_text = f"{100 * extra['accuracy']:.2f} % | {'; '.join(extra['misses'])}" if extra else " | "
+        print(f"| {row['run']} | {val} | {100 * row['accuracy']:.2f} % | {'; '.join(row['misses'])} | {more_text} |")
+    result = {"machine": machine(), "fonts": sorted(set(names)), "more_fonts": more_fonts, "rows": rows}
     print(json.dumps(result))
     write_result("bench_fonts_val", result)
 
