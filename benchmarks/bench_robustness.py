@@ -30,8 +30,8 @@ def measure(run: Path) -> dict:
 
 def main(runs: list[str]) -> None:
     results = [measure(Path(run)) for run in runs]
-    header = ["run", "clean", "mean corrupted", "worst", "photo-like (mean)", "fonts", "ECE before/after",
-              "AUROC Fashion", "AUROC noise", "digits rejected"]  # fmt: skip
+    header = ["run", "clean", "mean corrupted", "worst", "photo-like (mean)", "fonts", "other writers",
+              "ECE before/after", "AUROC Fashion", "AUROC noise", "digits rejected"]  # fmt: skip
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in results:
         robust, cal = r["robustness"], r["calibration"]
@@ -44,6 +44,7 @@ def main(runs: list[str]) -> None:
             f"{robust['worst']['corruption']} {robust['worst']['accuracy']:.1%}",
             f"{sum(photos) / len(photos):.2%}",
             f"{robust['fonts']['accuracy']:.2%} ({robust['fonts']['digits']})",
+            f"{robust['other_writers']['accuracy']:.2%}",
             f"{cal.get('ece_test_before', float('nan')):.4f} / {cal.get('ece_test_after', float('nan')):.4f}",
             f"{auroc.get('fashion-mnist test', float('nan')):.4f}",
             f"{auroc.get('uniform noise', float('nan')):.4f}",

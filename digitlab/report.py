@@ -185,6 +185,10 @@ def robustness_rows(result: dict) -> list[list[str]]:
     ]
     fonts = result["fonts"]
     rows += [[f"font digits ({fonts['digits']} from {len(fonts['files'])} fonts)", f"{fonts['accuracy']:.2%}"]]
+    if "other_writers" in result:  # since 2026-12-02
+        writers = result["other_writers"]
+        name = f"other writers: UCI, 8x8 ({writers['digits']:,} digits of {writers['writers']})"
+        rows += [[name, f"{writers['accuracy']:.2%}"]]
     return rows
 
 

@@ -90,6 +90,25 @@ def photo_like(engine, images: np.ndarray, labels: np.ndarray, seed: int) -> dic
     return result
 
 
+OTHER_WRITERS = "UCI optical recognition of handwritten digits, test set (scikit-learn's load_digits)"
+
+
+def other_writers(engine) -> dict:
+    """Other writers at another resolution: the 1,797 test digits of UCI's optical-recognition set, written by 13
+    people on NIST forms and kept as 8x8 blocks that count the ink pixels of 4x4 (0-16); scikit-learn ships them, so
+    nothing is downloaded. Each is enlarged to a 160-pixel picture of dark ink on light paper (on_paper) and goes
+    through the server's preprocessing, as a photographed form would."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    ink = np.round(digits.images * 255 / 16).astype(np.uint8)  # (1797, 8, 8): 0-16 ink pixels -> 0-255
+    prepared = np.stack([mnist_style(on_paper(block, 160, 160, (0, 0))) for block in ink])  # (1797, 28, 28)
+    acc, predicted = accuracy(engine, prepared, digits.target)
+    missed = np.bincount(digits.target[predicted != digits.target], minlength=10)
+    return {"source": OTHER_WRITERS, "digits": len(prepared), "writers": 13, "accuracy": acc,
+            "missed_per_digit": missed.tolist()}  # fmt: skip
+
+
 def accuracy(engine, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     if len(images) == 0:
         return float("nan"), np.zeros(0, np.int64)
@@ -99,9 +118,10 @@ def accuracy(engine, images: np.ndarray, labels: np.ndarray) -> tuple[float, np.
 
 def measure(target, engine="auto", seed=0, limit=None, fonts=None, split: str = "test") -> dict:
     """Accuracy of the model on the clean test set (or the run's validation split), under each corruption, and on
-    the font digits and photo-like pictures."""
-    if importlib.util.find_spec("skimage") is None or importlib.util.find_spec("scipy") is None:
-        raise DigitlabError("digitlab robustness needs scikit-image and SciPy: pip install 'digitlab[robust]'")
+    the font digits, photo-like pictures and other writers' digits."""
+    if any(importlib.util.find_spec(name) is None for name in ("skimage", "scipy", "sklearn")):
+        raise DigitlabError("digitlab robustness needs scikit-image, SciPy and scikit-learn: pip install "
+                            "'digitlab[robust]'")  # fmt: skip
     if split not in ("test", "val"):
         raise DigitlabError(f"robustness: split {split!r} is neither 'test' nor 'val'")
     runner = load_engine(target, engine, "cpu")
@@ -144,6 +164,7 @@ def measure(target, engine="auto", seed=0, limit=None, fonts=None, split: str = 
         "mean_corrupted_accuracy": float(np.mean(list(rows.values()))),
         "worst": {"corruption": worst, "accuracy": rows[worst]},
         "photo_like": {"images_each": min(PHOTO_IMAGES, len(images)), "accuracy": pictures},
+        "other_writers": other_writers(runner),
         "fonts": {"files": [f.name for f in font_files], "digits": len(font_images), "accuracy": font_acc,
                   "per_font": per_font, "sizes_px": list(FONT_SIZES)},
     }  # fmt: skip

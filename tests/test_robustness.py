@@ -54,6 +54,9 @@ def test_robustness_command_writes_table_json_and_report_section(trained_run, tm
     assert len(photos) == 6 and photos["evenly lit scan"] >= 0.9 and photos["lit from one side"] >= 0.8
     if font:
         assert result["fonts"]["digits"] == 20 and result["fonts"]["accuracy"] >= 0.5
+    writers = result["other_writers"]  # UCI's 1,797 digits of 13 other writers, 8x8, through the preprocessing
+    assert writers["digits"] == 1797 and sum(writers["missed_per_digit"]) == round(1797 * (1 - writers["accuracy"]))
+    assert 0.5 <= writers["accuracy"] < 1 and "other writers: UCI" in r.stdout
     r = run_cli("robustness", str(run), "--limit", "300", "--out", str(run / "config.json"))
     assert r.returncode == 2 and "would replace a file of the run folder" in r.stderr  # never over a run file
     r = run_cli("report", str(run))
