@@ -1,6 +1,6 @@
 """`digitlab robustness RUN_DIR`: how a model does beyond MNIST's clean test set.
 
-Three measurements, one table, `robustness.json` in the run folder, and a section in the run's `report.html`:
+Four measurements, one table, `robustness.json` in the run folder, and a section in the run's `report.html`:
 - the MNIST test set under every corruption of corruptions.py (MNIST-C's severities where the corruption is one of
   theirs), generated deterministically from a seed and cached beside the dataset: clean accuracy, each corruption's
   accuracy, their mean and the worst;
@@ -8,7 +8,9 @@ Three measurements, one table, `robustness.json` in the run folder, and a sectio
   sizes, dark ink on white paper, through the same MNIST-style preprocessing the server uses (preprocess.py):
   another set of writers;
 - test digits turned into pictures of paper (dark ink on light paper, 280 px; lit from one side; off-centre on a
-  larger sheet; a thick marker; a thin pen; a small digit on a large sheet), through the same preprocessing.
+  larger sheet; a thick marker; a thin pen; a small digit on a large sheet), through the same preprocessing;
+- other writers: UCI's 1,797 optical-recognition test digits (13 writers, 8x8), as pictures of ink on paper through
+  the same preprocessing. Like the font digits, the same set whatever the split.
 
 Any engine `load_engine` accepts is measured (a run, an ensemble, an .onnx file). `split="val"` measures the
 run's own validation split instead of the test set (robustness_val.json): the figures to choose an augmentation
