@@ -84,8 +84,7 @@ def main() -> None:
         more_fonts = sorted(set(more[2]))
         print(f"more validation fonts: {len(more_fonts)}, {len(more[1])} digits\n")
         for row in rows:
-            measured = font_accuracy(row["run"], *more)
-            row["more"] = {"digits": measured["digits"], "accuracy": measured["accuracy"], "misses": measured["misses"]}
+            row["more"] = {k: v for k, v in font_accuracy(row["run"], *more).items() if k != "run"}
     print("| model | validation split | validation fonts | misses | more validation fonts | misses |")
     print("|---|---|---|---|---|---|")
     for row in rows:
