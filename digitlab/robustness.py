@@ -57,12 +57,15 @@ PHOTO_IMAGES = 500  # test digits per photo-like variant (each is a full-size pi
 def on_paper(digit: np.ndarray, size: int, page: int, corner: tuple[int, int], pen: str = "", lit: bool = False):
     """An MNIST digit as a picture of dark ink (gray 30) on light paper (235): enlarged to `size` pixels, drawn
     with a thicker or thinner pen, placed at `corner` on a `page`-pixel square sheet, optionally lit from one side."""
-    from PIL import Image, ImageFilter
+    from PIL import Image
+    from scipy import ndimage
 
-    big = Image.fromarray(digit).resize((size, size), Image.BICUBIC)
-    if pen:
-        big = big.filter(ImageFilter.MaxFilter(15) if pen == "thick" else ImageFilter.MinFilter(7))
-    ink = np.asarray(big, dtype=np.float64) / 255
+    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.BICUBIC))
+    if pen:  # a 15-px square pen widens the strokes, a 7-px one thins them (scipy's separable filters: the pixels
+        # of PIL's MaxFilter(15) / MinFilter(7), some 40x faster on 280-px pictures)
+        big = (ndimage.maximum_filter(big, 15, mode="nearest") if pen == "thick"
+               else ndimage.minimum_filter(big, 7, mode="nearest"))  # fmt: skip
+    ink = big.astype(np.float64) / 255
     sheet = np.full((page, page), 235.0)
     top, left = corner
     sheet[top : top + size, left : left + size] = sheet[top : top + size, left : left + size] * (1 - ink) + 30 * ink

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import socket
@@ -53,6 +54,10 @@ def trained_run(tmp_path_factory, data_dir) -> Path:
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and f"run saved in {out}" in r.stdout
     assert "Total params: 601,578" in r.stdout
+    # then evaluated as a user would, which exports model.onnx for the auto engine once: every copy carries it
+    r = run_cli("evaluate", str(out), "--json", "--data-dir", str(data_dir))
+    assert r.returncode == 0 and json.loads(r.stdout)["engine"].startswith("onnx"), r.stderr
+    assert (out / "model.onnx").is_file()
     return out
 
 

@@ -11,7 +11,14 @@ import pytest
 import torch
 from conftest import copy_run, run_cli, start_server
 
-from digitlab.calibration import auroc, expected_calibration_error, fit_temperature, typicality
+from digitlab.calibration import (
+    auroc,
+    expected_calibration_error,
+    fit_temperature,
+    layer_distances,
+    typicality,
+    whitening,
+)
 
 
 def test_auroc_is_the_mann_whitney_statistic():
@@ -44,6 +51,21 @@ def test_temperature_fit_recovers_the_temperature_labels_were_drawn_at():
 def test_typicality_is_the_share_of_validation_scores_at_least_as_novel():
     val = np.sort(np.arange(99, dtype=float))  # 0..98
     np.testing.assert_allclose(typicality(np.array([-1.0, 98.0, 1000.0]), val), [1.0, 2 / 100, 1 / 100])
+
+
+def test_whitened_distances_equal_the_mahalanobis_definition():
+    """(x - m)ᵀ P (x - m), nearest of the class means, computed as written; the whitened form must give the same."""
+    generator = torch.Generator().manual_seed(0)
+    features = [torch.randn(50, d, generator=generator, dtype=torch.float64) for d in (3, 40)]
+    ood = {}
+    for k, layer in enumerate(features):
+        spread = torch.randn(layer.shape[1], layer.shape[1], generator=generator, dtype=torch.float64)
+        ood[f"layer{k}.means"] = torch.randn(10, layer.shape[1], generator=generator, dtype=torch.float64)
+        ood[f"layer{k}.precision"] = spread @ spread.T + torch.eye(layer.shape[1], dtype=torch.float64)
+    for k, got in enumerate(layer_distances(features, ood, whitening(ood))):
+        diff = features[k][:, None, :] - ood[f"layer{k}.means"][None]  # (N, classes, D)
+        squared = torch.einsum("ncd,de,nce->nc", diff, ood[f"layer{k}.precision"], diff).min(1).values
+        np.testing.assert_allclose(got, torch.log(squared).numpy(), rtol=1e-10)
 
 
 @pytest.mark.slow

@@ -34,6 +34,21 @@ def test_random_corruptions_depend_on_the_seed(digits):
         assert not np.array_equal(corrupt(name, digits, seed=0), corrupt(name, digits, seed=1)), name
 
 
+def test_pens_widen_and_thin_strokes_as_pils_rank_filters_do(digits):
+    """The thick marker and the thin pen are 15- and 7-pixel square max/min filters (scipy's): PIL's MaxFilter and
+    MinFilter, the oracle, give the same pictures."""
+    from PIL import Image, ImageFilter
+
+    from digitlab.robustness import on_paper
+
+    for digit in digits[:3]:
+        big = Image.fromarray(digit).resize((280, 280), Image.BICUBIC)
+        for pen, oracle in (("thick", ImageFilter.MaxFilter(15)), ("thin", ImageFilter.MinFilter(7))):
+            ink = np.asarray(big.filter(oracle), dtype=np.float64) / 255
+            expected = np.clip(235 * (1 - ink) + 30 * ink, 0, 255).astype(np.uint8)
+            np.testing.assert_array_equal(np.asarray(on_paper(digit, 280, 280, (0, 0), pen=pen)), expected)
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_table_json_and_report_section(trained_run, tmp_path):
     run = tmp_path / "run"
