@@ -63,13 +63,13 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
     if config.elastic > 0:
         grid = grid + elastic_displacement(len(images), config.elastic, generator, images)
     x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    x = _where(chosen(x, config.hflip, generator), x.flip(-1), x)
-    x = _where(chosen(x, config.outline, generator), outline(x), x)
+    x = _apply(chosen(x, config.hflip, generator), lambda t: t.flip(-1), x)
+    x = _apply(chosen(x, config.outline, generator), outline, x)
     x = stroke_width(x, config.stroke, generator)
     x = ink_lines(x, config.lines, generator)
     x = gaussian_blur(x, config.blur, generator)
     x = lower_contrast(x, config.contrast, generator)
-    x = _where(chosen(x, config.invert, generator), 255 - x, x)
+    x = _apply(chosen(x, config.invert, generator), lambda t: 255 - t, x)
     x = gaussian_noise(x, config.noise, generator)
     return random_erase(x, config.erase, generator)
 
@@ -83,6 +83,12 @@ def chosen(x: torch.Tensor, probability: float, generator: torch.Generator) -> t
 
 def _where(mask: torch.Tensor | None, changed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return x if mask is None else torch.where(mask[:, None, None, None], changed, x)
+
+
+def _apply(mask: torch.Tensor | None, change, x: torch.Tensor) -> torch.Tensor:
+    """change(x) on the chosen images; with no step drawn (mask None) nothing is computed (the outline of every
+    batch, with its probability 0, took 2.5 of the 3.3 ms that augmenting a batch of 128 took in the fast recipe)."""
+    return x if mask is None else _where(mask, change(x), x)
 
 
 def _smooth(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
