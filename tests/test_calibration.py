@@ -62,7 +62,7 @@ def test_whitened_distances_equal_the_mahalanobis_definition():
         spread = torch.randn(layer.shape[1], layer.shape[1], generator=generator, dtype=torch.float64)
         ood[f"layer{k}.means"] = torch.randn(10, layer.shape[1], generator=generator, dtype=torch.float64)
         ood[f"layer{k}.precision"] = spread @ spread.T + torch.eye(layer.shape[1], dtype=torch.float64)
-    for k, got in enumerate(layer_distances(features, ood, whitening(ood))):
+    for k, got in enumerate(layer_distances(features, whitening(ood))):
         diff = features[k][:, None, :] - ood[f"layer{k}.means"][None]  # (N, classes, D)
         squared = torch.einsum("ncd,de,nce->nc", diff, ood[f"layer{k}.precision"], diff).min(1).values
         np.testing.assert_allclose(got, torch.log(squared).numpy(), rtol=1e-10)
