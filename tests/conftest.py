@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 import os
 import shutil
@@ -49,13 +51,13 @@ def trained_run(tmp_path_factory, data_dir) -> Path:
     reference CNN for 3 epochs on 5,000 MNIST images (about 98 % test accuracy, some 20 s on 2 cores). Tests read it
     and must not change it; a test that breaks a run folder copies it first (`copy_run`)."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    r = run_cli("train", "--epochs", "3", "--train-size", "5000", "--val-size", "500", "--out", str(out),
+    r = run_process("train", "--epochs", "3", "--train-size", "5000", "--val-size", "500", "--out", str(out),
                 "--data-dir", str(data_dir))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and f"run saved in {out}" in r.stdout
     assert "Total params: 601,578" in r.stdout
     # then evaluated as a user would, which exports model.onnx for the auto engine once: every copy carries it
-    r = run_cli("evaluate", str(out), "--json", "--data-dir", str(data_dir))
+    r = run_process("evaluate", str(out), "--json", "--data-dir", str(data_dir))
     assert r.returncode == 0 and json.loads(r.stdout)["engine"].startswith("onnx"), r.stderr
     assert (out / "model.onnx").is_file()
     return out
@@ -84,7 +86,28 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`digitlab ARGS` in this process (`cli.main`), its stdout, stderr and exit code captured as a subprocess's
+    would be: the same parsing, commands and error handling without the 1-2 s of a fresh interpreter importing torch.
+    An error that is not digitlab's own propagates and fails the test, as its traceback would in a real process.
+    Tests of what only a real process shows (signals, --debug's traceback, environment, working folder) use
+    `run_process`."""
+    import torch
+
+    from digitlab import cli
+
+    stdout, stderr, threads = io.StringIO(), io.StringIO(), torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main(list(args))
+    except SystemExit as e:  # argparse: --help, or a flag it refuses
+        code = e.code if isinstance(e.code, int) else 2
+    finally:
+        torch.set_num_threads(threads)  # --threads N must not slow the tests after it
+    return subprocess.CompletedProcess(["digitlab", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_process(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """Run `python -m digitlab.cli ...` as a real subprocess; returns CompletedProcess with text output."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(

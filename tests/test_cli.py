@@ -1,4 +1,6 @@
-"""The command line as a user runs it: real subprocesses, exit codes, files written (or not), messages."""
+"""The command line as a user runs it: exit codes, files written (or not), messages. Most tests run `cli.main` in
+this process (conftest.run_cli); what a user sees only from a real process (one line and no traceback on bad input,
+--debug's traceback) runs in one."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TYPED_INSTALLED, run_cli, write_idx
+from conftest import TYPED_INSTALLED, run_cli, run_process, write_idx
 
 from digitlab.cli import main
 from digitlab.formats import read_idx_pair, write_kaggle_csv
@@ -74,7 +76,7 @@ def test_bad_input_one_message_exit_2_nothing_written(trained_run, tmp_path, tes
     lines[3] = lines[3].replace(",0,", ",300,", 1)
     bad.write_text("\n".join(lines))
     out = tmp_path / "sub.csv"
-    r = run_cli("predict", str(trained_run), "--input", str(bad), "--out", str(out))
+    r = run_process("predict", str(trained_run), "--input", str(bad), "--out", str(out))
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert str(bad) in r.stderr and "row 4" in r.stderr and "pixel 300" in r.stderr
@@ -83,7 +85,7 @@ def test_bad_input_one_message_exit_2_nothing_written(trained_run, tmp_path, tes
     assert run_cli("predict", str(trained_run), "--input", str(bad), "--out", str(out), "--force").returncode == 2
     assert out.read_text() == "precious"
     assert list(tmp_path.glob(".sub.csv*")) == []
-    debug = run_cli("--debug", "predict", str(trained_run), "--input", str(bad), "--out", str(out))
+    debug = run_process("--debug", "predict", str(trained_run), "--input", str(bad), "--out", str(out))
     assert "Traceback" in debug.stderr
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_cli
+from conftest import REPO, run_process
 
 from digitlab.checkpoint import read_checkpoint
 
@@ -34,7 +34,7 @@ def same_weights(a: Path, b: Path) -> bool:
 @pytest.fixture(scope="module")
 def local_members(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("local") / "ensemble"
-    r = run_cli("ensemble", *MEMBERS, "--threads", "1", "--out", str(out), "--data-dir", str(data_dir))
+    r = run_process("ensemble", *MEMBERS, "--threads", "1", "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     return out
 
@@ -82,7 +82,7 @@ def test_ensemble_on_local_ray_survives_a_killed_worker_and_equals_the_local_run
         assert (out / member / "metrics.json").is_file() and (out / member / "last.safetensors").is_file()
     local = json.loads((local_members / "ensemble.json").read_text())["metrics"]
     assert json.loads((out / "ensemble.json").read_text())["metrics"] == local
-    r = run_cli(*args)
+    r = run_process(*args)
     assert r.returncode == 0 and r.stdout.count("reusing") == 2 and "Ray:" not in r.stdout  # nothing left to train
 
 
@@ -94,9 +94,9 @@ def lab_table(folder: Path) -> list[dict]:
 def test_a_lab_on_ray_writes_the_same_table(tmp_path, data_dir):
     args = ["lab", "--strategies", "none,all", "--train-size", "300", "--val-size", "100", "--epochs", "1",
             "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
-    r = run_cli(*args, "--threads", "1", "--out", str(tmp_path / "local"))
+    r = run_process(*args, "--threads", "1", "--out", str(tmp_path / "local"))
     assert r.returncode == 0, r.stderr
-    r = run_cli(*args, "--ray", "local", "--out", str(tmp_path / "ray"))
+    r = run_process(*args, "--ray", "local", "--out", str(tmp_path / "ray"))
     assert r.returncode == 0, r.stderr
     assert lab_table(tmp_path / "local") == lab_table(tmp_path / "ray")
     assert (tmp_path / "ray" / "report.html").is_file()
@@ -106,7 +106,7 @@ def test_ray_without_ray_installed_says_how_to_install(tmp_path):
     env = {"PYTHONPATH": str(tmp_path)}
     (tmp_path / "ray").mkdir()
     (tmp_path / "ray" / "__init__.py").write_text("raise ImportError('no ray here')")
-    r = run_cli("ensemble", *MEMBERS, "--ray", "local", "--out", str(tmp_path / "e"), env=env)
+    r = run_process("ensemble", *MEMBERS, "--ray", "local", "--out", str(tmp_path / "e"), env=env)
     assert r.returncode == 2 and "pip install 'digitlab[cluster]'" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -121,7 +121,7 @@ def test_torchrun_two_processes_train_one_model_within_noise_of_one(tmp_path, da
     r = torchrun(*common, "--batch-size", "16", "--out", str(tmp_path / "ddp"))
     assert r.returncode == 0, r.stderr[:2000]  # a rank's own error comes first, torchrun's summary after
     assert "2 processes (torchrun), global batch 32" in r.stdout and r.stdout.count("run saved in") == 1
-    r = run_cli(*common, "--batch-size", "32", "--out", str(tmp_path / "one"))
+    r = run_process(*common, "--batch-size", "32", "--out", str(tmp_path / "one"))
     assert r.returncode == 0, r.stderr
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["accuracy"]
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["accuracy"]
@@ -139,6 +139,6 @@ def test_a_failing_ray_task_is_named_with_its_node(tmp_path, data_dir):
     error naming the task, the node it ran on and digitlab's own message (file and row)."""
     bad = tmp_path / "bad.csv"
     bad.write_text("label," + ",".join(f"pixel{i}" for i in range(784)) + "\n" + "3," + ",".join(["0"] * 783) + "\n")
-    r = run_cli("lab", "--strategies", "none", "--data", str(bad), "--ray", "local", "--out", str(tmp_path / "lab"))
+    r = run_process("lab", "--strategies", "none", "--data", str(bad), "--ray", "local", "--out", str(tmp_path / "lab"))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
     assert "[none__n5000__s0] failed on node" in r.stderr and "bad.csv, row 2" in r.stderr, r.stderr[-1500:]

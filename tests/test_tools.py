@@ -10,7 +10,7 @@ import pty
 import sys
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_process
 
 from digitlab.lr_find import valley
 
@@ -27,18 +27,18 @@ def test_valley_is_two_thirds_down_the_longest_fall():
 @pytest.mark.slow
 def test_lr_find_suggests_a_rate_and_train_reads_it_back(tmp_path, data_dir):
     folder = tmp_path / "lr"
-    r = run_cli("lr-find", "--recipe", "fast", *SMALL, str(data_dir), "--steps", "60", "--out", str(folder))
+    r = run_process("lr-find", "--recipe", "fast", *SMALL, str(data_dir), "--steps", "60", "--out", str(folder))
     assert r.returncode == 0, r.stderr
     saved = json.loads((folder / "lr_find.json").read_text())
     assert (folder / "lr_find.png").read_bytes().startswith(b"\x89PNG")
     assert 1e-6 <= saved["suggested_lr"] <= 1 and len(saved["lrs"]) == len(saved["smoothed"]) <= 60
     assert saved["lrs"] == sorted(saved["lrs"])  # the rate only grows
     out = tmp_path / "run"
-    r = run_cli("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "1", "--lr", "suggested",
+    r = run_process("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "1", "--lr", "suggested",
                 "--lr-find", str(folder), "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["config"]["train"]["lr"] == saved["suggested_lr"]
-    r = run_cli("train", *SMALL, str(data_dir), "--lr", "suggested", "--lr-find", str(folder), "--out", str(out))
+    r = run_process("train", *SMALL, str(data_dir), "--lr", "suggested", "--lr-find", str(folder), "--out", str(out))
     assert r.returncode == 2 and "model.arch = 'compact'" in r.stderr  # found for another model: refused
 
 
@@ -46,7 +46,7 @@ def test_lr_find_suggests_a_rate_and_train_reads_it_back(tmp_path, data_dir):
 def test_tensorboard_logs_read_back_with_tensorboards_reader(tmp_path, data_dir):
     event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
     out = tmp_path / "run"
-    r = run_cli("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "2", "--log", "tensorboard",
+    r = run_process("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "2", "--log", "tensorboard",
                 "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     reader = event_accumulator.EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
@@ -65,7 +65,7 @@ def test_mlflow_runs_read_back_with_mlflows_client_and_members_nest(tmp_path, da
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     ensemble = ["ensemble", "--recipe", "fast", "--members", "2", "--train-size", "500", "--val-size", "200",
                 "--epochs", "2", "--out", str(tmp_path / "ens"), "--data-dir", str(data_dir)]  # fmt: skip
-    r = run_cli(*ensemble, "--log", "mlflow", "--log-uri", uri, cwd=tmp_path)  # artifacts: ./mlartifacts there
+    r = run_process(*ensemble, "--log", "mlflow", "--log-uri", uri, cwd=tmp_path)  # artifacts: ./mlartifacts there
     assert r.returncode == 0, r.stderr
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("digitlab")
@@ -137,6 +137,6 @@ def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(trained_run, data
     assert "│" in shown  # the confusion matrix as a rich table
     shown = run_in_terminal("train", *SMALL, str(data_dir), "--epochs", "1", "--out", str(tmp_path / "run"))
     assert "epoch 1/1" in shown and "loss " in shown and "img/s" in shown
-    piped = run_cli("evaluate", str(trained_run))
+    piped = run_process("evaluate", str(trained_run))
     assert piped.returncode == 0 and "accuracy 9" in piped.stdout
     assert "\x1b[" not in piped.stdout + piped.stderr and "evaluating on" not in piped.stderr
