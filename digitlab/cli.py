@@ -203,9 +203,11 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from .config import ServeConfig
     from .serve import serve
 
-    serve(args.target, args.host, args.port, args.engine, args.reject_below, args.tta)
+    limits = ServeConfig(header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
+    serve(args.target, args.host, args.port, args.engine, args.reject_below, args.tta, limits)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:

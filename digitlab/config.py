@@ -162,6 +162,19 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class ServeConfig:
+    """The server's limits on slow clients (serve.py), in seconds: to send a request head (from connecting, or from
+    the previous response on a kept-alive connection), and to send a request's whole body once its head arrived."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 15.0  # the largest accepted body, 4 MiB, needs about 280 KB/s to arrive in time
+
+    def __post_init__(self):
+        for name, value in (("header timeout", self.header_timeout_s), ("body timeout", self.body_timeout_s)):
+            _check(_finite(value) and 0 < value <= 3600, f"{name} {value} s must be in (0, 3600]")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     recipe: str = "reference"  # the recipe the run started from (flags may have changed fields since)
     model: ModelConfig = field(default_factory=ModelConfig)

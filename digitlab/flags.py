@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .config import ARCH_NAMES, RECIPE_NAMES, RunConfig, recipe
+from .config import ARCH_NAMES, RECIPE_NAMES, RunConfig, ServeConfig, recipe
 
 ENGINES = ["auto", "torch", "onnx"]
 
@@ -291,6 +291,13 @@ def add_inference_commands(sub) -> None:
     serve.add_argument("--engine", choices=ENGINES, default="auto")
     add_tta_flag(serve)
     add_reject_flag(serve)
+    limits = ServeConfig()
+    serve.add_argument("--header-timeout", type=float, default=limits.header_timeout_s, metavar="S",
+                       help="seconds a client may take to send a request head, then it is disconnected (default: "
+                       "%(default)g)")  # fmt: skip
+    serve.add_argument("--body-timeout", type=float, default=limits.body_timeout_s, metavar="S",
+                       help="seconds a client may take to send a request body, then 408 (default: %(default)g; "
+                       "the largest body, 4 MiB, needs about 280 KB/s to arrive in 15 s)")  # fmt: skip
 
     calibrate = sub.add_parser(
         "calibrate", help='fit the temperature and the "not a digit" test on a run\'s validation split, and measure'

@@ -18,8 +18,9 @@ The server is built to be left running on a laptop while its user browses the we
 - bodies over 4 MiB are refused; an image's size is read from its header and refused over 16 Mpx before anything
   is decoded, at most 16 files and 32 Mpx per request; images are decoded and preprocessed in worker threads, at
   most one per CPU core at a time, so /health answers while large images are worked on;
-- a request head must arrive within 10 s and its body within 15 s, or the connection is closed; at most 64
-  connections are served at once (uvicorn answers 503 beyond); SIGTERM stops the server within 5 s;
+- a request head must arrive within 10 s and its body within 15 s, or the connection is closed (`ServeConfig`;
+  `--header-timeout` and `--body-timeout` for clients on slow links); at most 64 connections are served at once
+  (uvicorn answers 503 beyond); SIGTERM stops the server within 5 s;
 - a server bound to a loopback address answers only requests whose Host is a loopback name (no DNS rebinding),
   and refuses POSTs from other sites (by `Sec-Fetch-Site` and `Origin`), which any web page could otherwise send
   to 127.0.0.1 as a "simple" request without a CORS preflight;
@@ -44,6 +45,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from .config import ServeConfig
 from .preprocess import NoInk, mnist_style
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -53,8 +55,6 @@ MAX_FILES = 16  # multipart files per request
 MAX_IMAGE_PIXELS = 4096 * 4096  # per image, read from the header before decoding (a 12 Mpx phone photo fits)
 MAX_REQUEST_PIXELS = 2 * MAX_IMAGE_PIXELS
 WORKING_SIDE = 1024  # larger images are reduced to this before preprocessing: a digit needs no more
-HEADER_TIMEOUT_S = 10.0
-BODY_TIMEOUT_S = 15.0
 MAX_CONNECTIONS = 64
 SHUTDOWN_TIMEOUT_S = 5
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
@@ -140,7 +140,8 @@ async def body_chunks(request: Request):
     """The request body's chunks, with a deadline for the whole body: a client that declares a body and then
     stalls is answered 408 and disconnected instead of holding its connection."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + BODY_TIMEOUT_S
+    seconds = request.app.state.config.body_timeout_s
+    deadline = loop.time() + seconds
     chunks = request.stream().__aiter__()
     while True:
         try:
@@ -148,7 +149,7 @@ async def body_chunks(request: Request):
         except StopAsyncIteration:
             return
         except asyncio.TimeoutError:
-            raise BadRequest(408, f"request body not received within {BODY_TIMEOUT_S:g} s") from None
+            raise BadRequest(408, f"request body not received within {seconds:g} s") from None
 
 
 async def read_body(request: Request) -> bytes:
@@ -258,8 +259,15 @@ class LocalGuard:
 
 class TimedH11Protocol(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline for each request head: a client that connects and then sends
-    its headers slowly (or not at all) is disconnected after HEADER_TIMEOUT_S. uvicorn's own keep-alive timeout
-    only runs between requests."""
+    its headers slowly (or not at all) is disconnected after `header_timeout_s` seconds. uvicorn's own keep-alive
+    timeout only runs between requests. uvicorn builds the protocol itself, so the deadline is a class attribute:
+    `timed` gives the subclass for a deadline."""
+
+    header_timeout_s = ServeConfig.header_timeout_s
+
+    @classmethod
+    def timed(cls, header_timeout_s: float) -> type[TimedH11Protocol]:
+        return type(cls.__name__, (cls,), {"header_timeout_s": header_timeout_s})
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -270,7 +278,7 @@ class TimedH11Protocol(H11Protocol):
         self.arm_head_timer()
 
     def arm_head_timer(self) -> None:
-        self.loop.call_later(HEADER_TIMEOUT_S, self.head_timeout, self.cycle)
+        self.loop.call_later(self.header_timeout_s, self.head_timeout, self.cycle)
 
     def head_timeout(self, cycle_then) -> None:
         waiting = self.cycle is cycle_then and (self.cycle is None or self.cycle.response_complete)
@@ -279,10 +287,12 @@ class TimedH11Protocol(H11Protocol):
 
 
 # ---------------------------------------------------------------------------------------------------------- app
-def create_app(engine, allowed_hosts: set[str] | None = None, rejector=None) -> FastAPI:
+def create_app(engine, allowed_hosts: set[str] | None = None, rejector=None, config=ServeConfig()) -> FastAPI:
     """The app over `engine`; `allowed_hosts`: Host names served (None: any, for a server bound to a LAN address);
-    `rejector` (calibration.Rejector): answer "not a digit" for images it rejects."""
+    `rejector` (calibration.Rejector): answer "not a digit" for images it rejects; `config`: its limits (the head's
+    deadline is the protocol's, see `serve`)."""
     app = FastAPI(title="digitlab", description="Handwritten digit recognition", version="1")
+    app.state.config = config
     from .engines import saliency_model, saliency_possible
 
     cpu = asyncio.Semaphore(os.cpu_count() or 1)
@@ -382,7 +392,13 @@ EXPLAIN_BODY = {  # one image, as for /predict
 
 
 def serve(
-    target: str, host: str = "127.0.0.1", port: int = 8000, engine: str = "auto", reject_below=None, tta=None
+    target: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    engine: str = "auto",
+    reject_below=None,
+    tta=None,
+    config: ServeConfig = ServeConfig(),
 ) -> None:
     import uvicorn
 
@@ -392,8 +408,9 @@ def serve(
     from .calibration import Rejector
 
     rejector = Rejector(target, reject_below) if reject_below else None
-    app = create_app(load_engine(target, engine, "cpu", tta), allowed, rejector)
+    app = create_app(load_engine(target, engine, "cpu", tta), allowed, rejector, config)
     print(f"digitlab: serving {target} on http://{host}:{port}/  (draw at /, API docs at /docs)", flush=True)
     limits = {"limit_concurrency": MAX_CONNECTIONS, "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", http=TimedH11Protocol, **limits)
-    uvicorn.Server(config).run()
+    protocol = TimedH11Protocol.timed(config.header_timeout_s)
+    server = uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol, **limits)
+    uvicorn.Server(server).run()
