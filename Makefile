@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: install train test quick lint bench clean
+.PHONY: install train test quick lint bench device-data clean
 
 $(BIN)/digitlab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_reference.py
+
+# MNIST gzipped into .device/mnist (git ignores it) for benchmarks/gpu_check.sh on a lent GPU machine, which has no
+# network: the device tool carries it with the working tree (carry [".device"]).
+device-data: install
+	$(BIN)/digitlab data fetch mnist
+	mkdir -p .device/mnist
+	cache=$$($(BIN)/python -c "from digitlab.datasets import data_root; print(data_root() / 'mnist')"); \
+	for f in "$$cache"/*-ubyte; do gzip -c "$$f" > .device/mnist/$$(basename "$$f").gz; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
