@@ -52,7 +52,7 @@ def trained_run(tmp_path_factory, data_dir) -> Path:
     and must not change it; a test that breaks a run folder copies it first (`copy_run`)."""
     out = tmp_path_factory.mktemp("trained") / "run"
     r = run_process("train", "--epochs", "3", "--train-size", "5000", "--val-size", "500", "--out", str(out),
-                "--data-dir", str(data_dir))  # fmt: skip
+                    "--data-dir", str(data_dir))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "test accuracy" in r.stdout and f"run saved in {out}" in r.stdout
     assert "Total params: 601,578" in r.stdout
@@ -88,10 +88,10 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     """`digitlab ARGS` in this process (`cli.main`), its stdout, stderr and exit code captured as a subprocess's
-    would be: the same parsing, commands and error handling without the 1-2 s of a fresh interpreter importing torch.
-    An error that is not digitlab's own propagates and fails the test, as its traceback would in a real process.
-    Tests of what only a real process shows (signals, --debug's traceback, environment, working folder) use
-    `run_process`."""
+    would be: the same parsing, commands and error handling without the 2-4 s a fresh interpreter spends importing
+    torch (and torch._dynamo, which the first optimizer imports). An error that is not digitlab's own propagates
+    and fails the test, as its traceback would in a real process. Tests of what only a real process shows
+    (signals, --debug's traceback, environment, working folder) use `run_process`."""
     import torch
 
     from digitlab import cli
@@ -100,8 +100,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             code = cli.main(list(args))
-    except SystemExit as e:  # argparse: --help, or a flag it refuses
-        code = e.code if isinstance(e.code, int) else 2
+    except SystemExit as e:  # argparse: --help (0), or a flag it refuses (2); as Python exits for other codes
+        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     finally:
         torch.set_num_threads(threads)  # --threads N must not slow the tests after it
     return subprocess.CompletedProcess(["digitlab", *args], code, stdout.getvalue(), stderr.getvalue())
