@@ -7,6 +7,7 @@ config dataclasses and runs the command.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .config import ARCH_NAMES, RECIPE_NAMES, RunConfig, ServeConfig, recipe
 
@@ -383,11 +384,25 @@ def add_report_commands(sub) -> None:
     summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
 
 
+def version_line() -> str:
+    """digitlab's version and the installed torch's, for bug reports (read from the package metadata: no import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    try:
+        torch = version("torch")
+    except PackageNotFoundError:
+        torch = "not installed"
+    return f"digitlab {__version__} (torch {torch}, Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digitlab", description="Train, diagnose and ship handwritten-digit classifiers."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
+    parser.add_argument("--version", action="version", version=version_line())
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
         add_data_commands,

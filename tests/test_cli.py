@@ -26,6 +26,18 @@ def test_summary():
     assert "Total params: 594,922" in r.stdout and "Dropout" not in r.stdout
 
 
+def test_version_names_digitlab_torch_and_python():
+    import sys
+
+    import torch
+
+    from digitlab import __version__
+
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith(f"digitlab {__version__} (torch ")
+    assert torch.__version__.split("+")[0] in r.stdout and sys.version.split()[0] in r.stdout
+
+
 def test_evaluate_json_and_text(trained_run, data_dir):
     r = run_cli("evaluate", str(trained_run), "--json", "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
