@@ -14,12 +14,12 @@ from .config import ARCH_NAMES, RECIPE_NAMES, RunConfig, ServeConfig, recipe
 ENGINES = ["auto", "torch", "onnx"]
 
 
-def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist") -> None:
+def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist", shown: str = "mnist") -> None:
     p.add_argument(
         "--data",
         default=default,
         help="dataset name (mnist, fashion-mnist) or a labelled file/folder: "
-        "Kaggle train.csv, .npz, or a folder of IDX files (default: mnist)",
+        f"Kaggle train.csv, .npz, or a folder of IDX files (default: {shown})",
     )
     p.add_argument("--data-dir", help="dataset cache folder (default: $DIGITLAB_DATA_DIR or ~/.cache/digitlab)")
 
@@ -244,7 +244,7 @@ def add_ensemble_command(sub) -> None:
 def add_inference_commands(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="accuracy, loss, per-class accuracy and confusion matrix")
     evaluate.add_argument("run", metavar="RUN_DIR")
-    add_data_flags(evaluate)
+    add_data_flags(evaluate, default=None, shown="the dataset the model was trained on; mnist for an .onnx file")
     evaluate.add_argument("--split", choices=["train", "test", "val"], default="test", help="split of a named "
                           "dataset, or val: the run's own validation split (a run trained on a file: with --data "
                           "FILE)")  # fmt: skip

@@ -18,6 +18,7 @@ from . import console
 from .calibration import Rejector
 from .checkpoint import checkpoint_config
 from .data import Digits, check_recorded_source, load_source, load_train_val
+from .datasets import DATASETS
 from .engines import load_engine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
@@ -40,7 +41,7 @@ def predict_in_chunks(runner, images: torch.Tensor, label: str) -> np.ndarray:
 
 def evaluate_run(
     run: str | Path,
-    source: str = "mnist",
+    source: str | None = None,
     split: str = "test",
     device: str = "auto",
     data_dir: str | None = None,
@@ -49,12 +50,16 @@ def evaluate_run(
     tta: bool | None = None,
 ) -> dict:
     """Metrics of a saved model on a labelled set: a dataset name (its official test split by default) or a file;
-    split 'val': the run's own validation split (`validation_split`).
+    split 'val': the run's own validation split (`validation_split`). `source` None: the dataset the model was
+    trained on (`trained_dataset`), so a Fashion-MNIST run is measured on clothing, not on digits.
     With `reject_below` (calibration.Rejector), also how many images were answered "not a digit" and the accuracy
     on the rest."""
     runner = load_engine(run, engine, device, tta)
     rejector = Rejector(run, reject_below) if reject_below else None
-    digits = validation_split(run, source, data_dir) if split == "val" else load_source(source, split, data_dir)
+    if split == "val":
+        digits = validation_split(run, source, data_dir)
+    else:
+        digits = load_source(source or trained_dataset(run), split, data_dir)
     probabilities = torch.from_numpy(predict_in_chunks(runner, digits.images, f"evaluating on {digits.name}"))
     result = metrics_from_logits(probabilities.clamp_min(1e-12).log(), digits.labels)  # log p: softmax(log p) = p
     result = {"run": str(run), "data": digits.name, "engine": runner.identity["engine"],
@@ -67,13 +72,26 @@ def evaluate_run(
     return result
 
 
+def recorded_run(target: str | Path) -> Path:
+    """The run whose config speaks for `target`: the run or checkpoint itself, or an ensemble's first member."""
+    target = Path(target)
+    return target / read_manifest(target)["members"][0] if is_ensemble(target) else target
+
+
+def trained_dataset(target: str | Path) -> str:
+    """The named dataset (mnist, fashion-mnist) a run, ensemble or checkpoint was trained on; mnist for an .onnx
+    file (it records none) and for a run trained on a file (a Kaggle train.csv holds MNIST digits), as before."""
+    if Path(target).suffix == ".onnx":
+        return "mnist"
+    source = checkpoint_config(model_path(recorded_run(target))).data.source
+    return source if source in DATASETS else "mnist"
+
+
 def validation_split(target: str | Path, source: str | None, data_dir: str | None = None) -> Digits:
     """The validation images a run (an ensemble: its first member, the split all members share) held out of its
     training, rebuilt from its recorded data settings and seed. A run trained on a file needs that file named again
     (`source`): paths recorded in a run folder are not opened by themselves."""
-    target = Path(target)
-    run = target / read_manifest(target)["members"][0] if is_ensemble(target) else target
-    config = checkpoint_config(model_path(run))
+    config = checkpoint_config(model_path(recorded_run(target)))
     check_recorded_source(config.data, source, target, "to evaluate its validation split")
     _, val = load_train_val(dataclasses.replace(config.data, data_dir=data_dir), config.train.seed)
     if not len(val):
