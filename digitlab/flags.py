@@ -397,12 +397,23 @@ def version_line() -> str:
     return f"digitlab {__version__} (torch {torch}, Python {sys.version.split()[0]})"
 
 
+class PrintVersion(argparse.Action):
+    """--version, worked out only when asked (reading torch's metadata takes ~20 ms, on every command otherwise)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digitlab", description="Train, diagnose and ship handwritten-digit classifiers."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for input errors")
-    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("--version", action=PrintVersion, help="show digitlab's, torch's and Python's versions")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (
         add_data_commands,
