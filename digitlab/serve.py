@@ -287,16 +287,9 @@ class TimedH11Protocol(H11Protocol):
 
 
 # ---------------------------------------------------------------------------------------------------------- app
-def create_app(engine, allowed_hosts: set[str] | None = None, rejector=None, config=ServeConfig()) -> FastAPI:
-    """The app over `engine`; `allowed_hosts`: Host names served (None: any, for a server bound to a LAN address);
-    `rejector` (calibration.Rejector): answer "not a digit" for images it rejects; `config`: its limits (the head's
-    deadline is the protocol's, see `serve`)."""
-    app = FastAPI(title="digitlab", description="Handwritten digit recognition", version="1")
-    app.state.config = config
-    from .engines import saliency_model, saliency_possible
-
-    cpu = asyncio.Semaphore(os.cpu_count() or 1)
-    explainer = functools.cache(lambda: saliency_model(engine))  # loaded on the first "Why?"
+def answer_errors_in_json(app: FastAPI) -> None:
+    """Every error as {"error": ...} with its status: ours, Starlette's (404, 405), FastAPI's validation (422), and
+    a bug's 500, which names only the exception's type."""
 
     @app.exception_handler(BadRequest)
     async def bad_request(_request, error: BadRequest):
@@ -313,6 +306,19 @@ def create_app(engine, allowed_hosts: set[str] | None = None, rejector=None, con
     @app.exception_handler(Exception)
     async def unexpected(_request, error: Exception):  # a bug: still JSON, and no internals in the answer
         return error_response(500, f"internal error ({type(error).__name__})")
+
+
+def create_app(engine, allowed_hosts: set[str] | None = None, rejector=None, config=ServeConfig()) -> FastAPI:
+    """The app over `engine`; `allowed_hosts`: Host names served (None: any, for a server bound to a LAN address);
+    `rejector` (calibration.Rejector): answer "not a digit" for images it rejects; `config`: the body's deadline."""
+    app = FastAPI(title="digitlab", description="Handwritten digit recognition", version="1")
+    app.state.config = config
+    from .engines import saliency_model, saliency_possible
+
+    cpu = asyncio.Semaphore(os.cpu_count() or 1)
+    explainer = functools.cache(lambda: saliency_model(engine))  # loaded on the first "Why?"
+
+    answer_errors_in_json(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
