@@ -81,6 +81,7 @@ def test_predict_writes_a_kaggle_submission_from_csv_idx_and_npz(trained_run, tm
     assert np.mean(np.array(submissions[0]) == labels) > 0.85
 
 
+@pytest.mark.slow
 def test_evaluate_measures_a_model_on_the_dataset_it_was_trained_on(tmp_path, data_dir):
     """A Fashion-MNIST run evaluated without --data is measured on clothing (it was measured on digits before,
     silently: 20 % on MNIST for a 67 % clothing model); --data still names another set."""
