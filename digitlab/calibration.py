@@ -133,7 +133,7 @@ def layer_distances(features: list[torch.Tensor], whiten: list[tuple[torch.Tenso
     return out
 
 
-def novelty(model, images: torch.Tensor, ood: dict[str, torch.Tensor], whiten: list) -> np.ndarray:
+def novelty(model, images: torch.Tensor, ood: dict[str, torch.Tensor], whiten: list[tuple]) -> np.ndarray:
     """The sum over layers of each layer's log distance, standardised by its validation mean and spread."""
     return standardised_sum(layer_distances(layer_features(model, images), whiten), ood)
 

@@ -35,7 +35,7 @@ from .config import RunConfig, from_dict
 from .data import load_train_val
 from .engines import load_engine
 from .errors import DataError, DigitlabError
-from .runs import CONFIG, is_ensemble, is_run, read_json, read_manifest
+from .runs import CONFIG, is_ensemble, is_run, read_json, recorded_run
 from .train import train
 
 CHUNK = 2048  # images per teacher call: the progress bar moves, memory stays small
@@ -44,12 +44,9 @@ CHUNK = 2048  # images per teacher call: the progress bar moves, memory stays sm
 def teacher_config(teacher: str | Path) -> RunConfig:
     """The config the teacher (a run, or an ensemble's first member) was trained with."""
     teacher = Path(teacher)
-    if is_ensemble(teacher):
-        run = teacher / read_manifest(teacher)["members"][0]
-    elif teacher.is_dir() and is_run(teacher):
-        run = teacher
-    else:
+    if not (is_ensemble(teacher) or (teacher.is_dir() and is_run(teacher))):
         raise DigitlabError(f"teacher {teacher}: not a run folder or an ensemble folder")
+    run = recorded_run(teacher)
     recorded = read_json(run / CONFIG, "run config")
     if not isinstance(recorded, dict) or "config" not in recorded:
         raise DataError(run / CONFIG, None, "no 'config' object: not a digitlab run folder")

@@ -23,7 +23,7 @@ from .engines import load_engine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import read_images, write_submission
-from .runs import check_output, is_ensemble, model_path, read_manifest
+from .runs import check_output, model_path, recorded_run
 
 NOT_A_DIGIT = -1  # the Label written for an image answered "not a digit" (predict --reject-below)
 CHUNK = 4096  # images per engine call: a bar that moves, at no measurable cost (engines batch 256 inside)
@@ -70,12 +70,6 @@ def evaluate_run(
         result["rejected"] = int(rejected.sum())
         result["accuracy_accepted"] = float(right[~rejected].mean()) if (~rejected).any() else float("nan")
     return result
-
-
-def recorded_run(target: str | Path) -> Path:
-    """The run whose config speaks for `target`: the run or checkpoint itself, or an ensemble's first member."""
-    target = Path(target)
-    return target / read_manifest(target)["members"][0] if is_ensemble(target) else target
 
 
 def trained_dataset(target: str | Path) -> str:

@@ -115,6 +115,12 @@ def read_manifest(folder: Path) -> dict:
     return {**manifest, "members": names, "tta": tta}
 
 
+def recorded_run(target: str | Path) -> Path:
+    """The run whose config speaks for `target`: the run or checkpoint itself, or an ensemble's first member."""
+    target = Path(target)
+    return target / read_manifest(target)["members"][0] if is_ensemble(target) else target
+
+
 def with_defaults(recorded: dict) -> dict:
     """A config with the fields it lacks filled in at their defaults: a run recorded before a field was added to
     digitlab (whose default reproduces what that version did) is not retrained just because the config grew."""

@@ -418,5 +418,5 @@ def serve(
     print(f"digitlab: serving {target} on http://{host}:{port}/  (draw at /, API docs at /docs)", flush=True)
     limits = {"limit_concurrency": MAX_CONNECTIONS, "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
     protocol = TimedH11Protocol.timed(config.header_timeout_s)
-    server = uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol, **limits)
-    uvicorn.Server(server).run()
+    settings = uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol, **limits)
+    uvicorn.Server(settings).run()
