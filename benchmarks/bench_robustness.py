@@ -4,8 +4,9 @@
 
 For each run: clean test accuracy, mean accuracy over the 22 corruptions and the worst one, the photo-like pictures
 and the handwriting-font digits (both through the server's preprocessing), the expected calibration error before and
-after temperature scaling, and the "not a digit" AUROCs with the share of test digits rejected at `auto`. Prints a
-table; writes benchmarks/out/robustness.json with every figure and the machine.
+after temperature scaling, and the "not a digit" AUROCs with the share of test digits rejected at `auto` (blank for a
+final model, trained with `--val-size 0`: nothing to calibrate on). Prints a table; writes
+benchmarks/out/robustness.json with every figure and the machine.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from common import digitlab, machine, write_result
 
 def measure(run: Path) -> dict:
     robustness_s, _ = digitlab("robustness", str(run), "--force")
-    calibrate_s, _ = digitlab("calibrate", str(run))
     robust = json.loads((run / "robustness.json").read_text())
-    calibration = json.loads((run / "calibration.json").read_text())
-    calibration.pop("val_novelty")
     config = json.loads((run / "config.json").read_text())["config"]
+    calibrate_s, calibration = None, {}  # a final model (--val-size 0) has no validation split to calibrate on
+    if config["data"]["val_size"] != 0:
+        calibrate_s, _ = digitlab("calibrate", str(run))
+        calibration = json.loads((run / "calibration.json").read_text())
+        calibration.pop("val_novelty")
     return {"run": str(run), "recipe": config["recipe"], "augment": config["augment"], "robustness": robust,
             "calibration": calibration, "seconds": {"robustness": robustness_s, "calibrate": calibrate_s}}  # fmt: skip
 
