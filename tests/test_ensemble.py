@@ -46,6 +46,22 @@ def test_tta_on_a_single_run_averages_its_views(trained_run, mnist_test):
     np.testing.assert_allclose(engine.predict_proba(images), expected, atol=1e-6)
 
 
+def test_the_bf16_torch_engine_agrees_with_fp32_and_serves_the_cli(trained_run, mnist_test, tmp_path):
+    images = torch.from_numpy(mnist_test[0][:256]).unsqueeze(1)
+    bf16, fp32 = load_engine(trained_run, "torch-bf16"), load_engine(trained_run, "torch")
+    assert bf16.identity["engine"] == "torch-bf16" and fp32.identity["engine"] == "torch"
+    p16, p32 = bf16.predict_proba(images), fp32.predict_proba(images)
+    assert p16.dtype == np.float32 and np.allclose(p16.sum(1), 1, atol=1e-5)
+    assert not np.array_equal(p16, p32)  # it ran in bf16, not quietly in fp32
+    assert np.abs(p16 - p32).max() < 0.05 and (p16.argmax(1) == p32.argmax(1)).mean() >= 0.99
+    np.savez(tmp_path / "x.npz", images=mnist_test[0][:8])
+    r = run_cli("predict", str(trained_run), "--engine", "torch-bf16", "--input", str(tmp_path / "x.npz"),
+                "--out", str(tmp_path / "s.csv"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    written = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1, dtype=int)[:, 1]
+    np.testing.assert_array_equal(written, p16[:8].argmax(1))
+
+
 @pytest.mark.slow
 def test_evaluate_with_tta_on_a_mirror_trained_run(tmp_path, data_dir):
     run = tmp_path / "run"
