@@ -191,6 +191,8 @@ class RunConfig:
 # Measured on a 2-core CPU (README "Results", benchmarks/): each choice below is kept because a benchmark showed it
 # helps, and the comment says by how much.
 RECIPE_NAMES = ("reference", "fast", "best", "robust", "fashion", "gpu")
+# inference engines (engines.py): torch-bf16 is PyTorch under bf16 autocast, for CPUs with bf16 arithmetic
+ENGINE_NAMES = ("auto", "torch", "torch-bf16", "onnx")
 
 
 def recipe(name: str) -> RunConfig:

@@ -5,8 +5,9 @@ an absolute path) and `predict_proba(images)`: uint8 or float pixels (N, 1, 28, 
 probabilities (N, classes) as a NumPy array. Three engines implement it:
 
 - `TorchEngine`: the checkpoint's model in PyTorch, on any device; `torch-bf16` runs it under bf16 autocast (on a
-  CPU with AVX512-BF16, an AMD EPYC Zen 4, the reference CNN ran 1.29x ONNX Runtime fp32's images/s at batch 64
-  with no test prediction changed, docs/results-2026-12-04c; on CPUs without bf16 arithmetic it is far slower);
+  CPU with AVX512-BF16, an AMD EPYC Zen 4, 1.10-1.30x ONNX Runtime fp32's images/s at batch 64 for the reference
+  CNN and 1.58x for the stacked CNN, accuracy unchanged, bench_inference.py and docs/results-2026-12-04c; slower at
+  batch 1, and far slower on CPUs without bf16 arithmetic, so 'auto' never picks it);
 - `OnnxEngine`: an exported model.onnx in ONNX Runtime (about twice PyTorch's speed on a 2-core CPU at batch 1 to
   256, benchmarks/bench_inference.py; slower on one huge batch, so it is fed in chunks of 256);
 - `EnsembleEngine`: the average of its members' engines, over test-time-augmentation views when the ensemble asks;
@@ -30,12 +31,13 @@ import torch
 
 from .augment import mirrored_in_training, tta_views
 from .checkpoint import checkpoint_config, load_checkpoint
+from .config import ENGINE_NAMES
 from .errors import DigitlabError
 from .evaluate import predict_logits, resolve_device
 from .export import export_onnx, onnx_session, onnxruntime_available, run_onnx
 from .runs import is_ensemble, model_path, read_manifest
 
-ENGINE_NAMES = ("auto", "torch", "torch-bf16", "onnx")
+TORCH_ENGINES = ("torch", "torch-bf16")
 CHUNK = 256  # images per forward pass: larger batches spill the CPU caches (see the module docstring)
 
 
@@ -55,12 +57,12 @@ class TorchEngine:
     def __init__(self, checkpoint: Path, device: str = "cpu", bf16: bool = False):
         self.model, self.config, info, _ = load_checkpoint(checkpoint, resolve_device(device))
         self.bf16 = bf16  # the weights stay fp32; autocast runs convolutions and matmuls in bf16
+        self.device_type = next(self.model.parameters()).device.type
         self.name = "torch-bf16" if bf16 else "torch"
         self.identity = {"engine": self.name, "model": shown_name(checkpoint), "epoch": info.get("epoch")}
 
     def predict_proba(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        device_type = next(self.model.parameters()).device.type
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = predict_logits(self.model, torch.as_tensor(images), batch_size=CHUNK)
         return torch.softmax(logits, 1).numpy()
 
@@ -129,7 +131,7 @@ def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu", t
 
 def model_engine(checkpoint: Path, engine: str, device: str) -> Engine:
     """A checkpoint's model in ONNX Runtime ('auto' on the CPU when installed, exported beside it) or PyTorch."""
-    if engine in ("torch", "torch-bf16"):
+    if engine in TORCH_ENGINES:
         return TorchEngine(checkpoint, device, bf16=engine == "torch-bf16")
     if engine == "onnx" and not onnxruntime_available():
         raise DigitlabError("--engine onnx needs onnxruntime: pip install 'digitlab[export]'")
@@ -165,7 +167,7 @@ def saliency_model(engine: Engine) -> torch.nn.Module | None:
 
 
 def onnx_file_engine(path: Path, engine: str) -> OnnxEngine:
-    if engine in ("torch", "torch-bf16"):
+    if engine in TORCH_ENGINES:
         raise DigitlabError(f"{path} is an ONNX file: it runs with --engine onnx only")
     if not onnxruntime_available():
         raise DigitlabError("running an .onnx model needs onnxruntime: pip install 'digitlab[export]'")

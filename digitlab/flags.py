@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ARCH_NAMES, RECIPE_NAMES, RunConfig, ServeConfig, recipe
-
-ENGINES = ["auto", "torch", "torch-bf16", "onnx"]  # engines.ENGINE_NAMES; torch-bf16: for CPUs with AVX512-BF16
+from .config import ARCH_NAMES, ENGINE_NAMES, RECIPE_NAMES, RunConfig, ServeConfig, recipe
 
 
 def add_data_flags(p: argparse.ArgumentParser, default: str | None = "mnist", shown: str = "mnist") -> None:
@@ -250,7 +248,7 @@ def add_inference_commands(sub) -> None:
                           "FILE)")  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--engine", choices=ENGINES, default="auto")
+    evaluate.add_argument("--engine", choices=ENGINE_NAMES, default="auto")
     add_tta_flag(evaluate)
     add_reject_flag(evaluate)
 
@@ -261,7 +259,7 @@ def add_inference_commands(sub) -> None:
     predict.add_argument("--device", default="auto")
     predict.add_argument(
         "--engine",
-        choices=ENGINES,
+        choices=ENGINE_NAMES,
         default="auto",
         help="auto: ONNX Runtime when installed (faster on CPU), else PyTorch; torch-bf16: PyTorch under bf16 "
         "autocast (faster than ONNX Runtime on CPUs with AVX512-BF16, far slower on others)",
@@ -290,7 +288,7 @@ def add_inference_commands(sub) -> None:
     serve.add_argument("target", metavar="RUN_DIR|model.onnx")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--engine", choices=ENGINES, default="auto")
+    serve.add_argument("--engine", choices=ENGINE_NAMES, default="auto")
     add_tta_flag(serve)
     add_reject_flag(serve)
     limits = ServeConfig()
@@ -366,7 +364,7 @@ def add_report_commands(sub) -> None:
     )
     robust.add_argument("run", metavar="RUN_DIR", help="a run or ensemble folder, or a checkpoint/.onnx file")
     robust.add_argument("--out", help="JSON file (default: RUN_DIR/robustness.json)")
-    robust.add_argument("--engine", choices=ENGINES, default="auto")
+    robust.add_argument("--engine", choices=ENGINE_NAMES, default="auto")
     robust.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default: 0)")
     robust.add_argument("--limit", type=int, help="only the first N images (default: all)")
     robust.add_argument("--split", choices=["test", "val"], default="test", help="the MNIST test set, or val: "
