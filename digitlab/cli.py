@@ -189,17 +189,21 @@ def cmd_export(args: argparse.Namespace) -> None:
     from .export import export_onnx
     from .web import export_web
 
+    if args.format == "web" and args.int8:
+        raise DigitlabError("--int8 writes an .onnx file for ONNX Runtime: use it with --format onnx")
     if args.format == "web":
         r = export_web(args.run, args.out, not args.no_verify, args.force, args.ort_package)
         print(f"wrote {r['out']}/ ({r['bytes']:,} bytes): open {r['out']}/index.html in a browser, or host the folder")
     else:
-        r = export_onnx(args.run, args.out, verify=not args.no_verify, force=args.force)
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes), checked by the onnx checker")
+        r = export_onnx(args.run, args.out, verify=not args.no_verify, force=args.force, int8=args.int8)
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes{', int8' if args.int8 else ''}), checked by the onnx checker")
     if "max_abs_diff" in r:
         print(
             f"ONNX Runtime vs PyTorch on {r['compared_on']}: largest probability difference "
             f"{r['max_abs_diff']:.2e}, same prediction for {r['same_predictions']:.2%}"
         )
+    if "onnx_accuracy" in r:
+        print(f"test accuracy: ONNX Runtime {r['onnx_accuracy']:.2%}, PyTorch {r['torch_accuracy']:.2%}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

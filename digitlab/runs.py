@@ -35,6 +35,7 @@ MODEL = "model.safetensors"
 LAST = "last.safetensors"
 METRICS = "metrics.json"
 ONNX = "model.onnx"
+ONNX_INT8 = "model.int8.onnx"  # export --int8
 REPORT = "report.html"
 ROBUSTNESS = "robustness.json"
 ROBUSTNESS_VAL = "robustness_val.json"  # the same measured on the validation split
@@ -223,7 +224,7 @@ def check_output(out: str | Path, inputs: tuple = (), force: bool = False, owned
     if (
         out.name != owned_name
         and (is_run(parent) or is_ensemble(parent) or (parent / LAB).is_file())
-        and out.name in RUN_FILES + (ONNX, REPORT, ROBUSTNESS, ROBUSTNESS_VAL, CALIBRATION, OOD)
+        and out.name in RUN_FILES + (ONNX, ONNX_INT8, REPORT, ROBUSTNESS, ROBUSTNESS_VAL, CALIBRATION, OOD)
     ):
         raise DigitlabError(f"--out {out} would replace a file that the run folder {parent} owns: pick another path")
     if out.exists() and not force:

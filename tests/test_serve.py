@@ -48,6 +48,25 @@ def test_export_matches_torch_on_the_whole_test_set(served_run, tmp_path):
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch dimension
 
 
+def test_export_int8_quantises_and_predicts(served_run, tmp_path, mnist_test):
+    """--int8 writes a quantised graph (int8 weights, QuantizeLinear steps) that reports both accuracies, agrees
+    with PyTorch on nearly every digit, and runs wherever an .onnx file does."""
+    out = tmp_path / "model.int8.onnx"
+    r = run_cli("export", str(served_run), "--int8", "--out", str(out))
+    assert r.returncode == 0 and ", int8)" in r.stdout, r.stderr
+    graph = onnx.load(out).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in graph.initializer)
+    same = float(r.stdout.split("same prediction for ")[1].split("%")[0])
+    int8, fp32 = (float(x.split("%")[0]) for x in r.stdout.split("ONNX Runtime ")[2].split(", PyTorch "))
+    assert same >= 98.0 and abs(int8 - fp32) <= 0.5, r.stdout
+    np.savez(tmp_path / "x.npz", images=mnist_test[0][:200])
+    r = run_cli("predict", str(out), "--input", str(tmp_path / "x.npz"), "--out", str(tmp_path / "p.csv"))
+    assert r.returncode == 0 and len((tmp_path / "p.csv").read_text().splitlines()) == 201, r.stderr
+    r = run_cli("export", str(served_run), "--int8", "--format", "web", "--out", str(tmp_path / "web"))
+    assert r.returncode != 0 and "--format onnx" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_predict_engines_agree(served_run, tmp_path, mnist_test):
     np.savez(tmp_path / "x.npz", images=mnist_test[0][:500])
     outputs = {}

@@ -8,6 +8,10 @@ B=.venv/bin
 [ -d benchmarks/out/reference-e1 ] || $B/digitlab train --epochs 1 --out benchmarks/out/reference-e1 > /dev/null
 # the distilled student's architecture (the fast recipe's compact CNN, width 16)
 [ -d benchmarks/out/compact-e1 ] || $B/digitlab train --recipe fast --epochs 1 --out benchmarks/out/compact-e1 > /dev/null
+# the int8 rule's accuracy half: trained models, every test digit, int8 against PyTorch
+for run in reference-default vgg48-bf16-e32-final/member-0 vgg48-bf16-e32-final/member-1 vgg48-bf16-e32-final/member-2; do
+  echo "== $run"; $B/digitlab export benchmarks/out/$run --int8 --force
+done | tee $D/export_int8.txt
 for run in reference-e1 compact-e1 vgg48-bf16-e32-final/member-0; do
   tag=$(echo "$run" | tr / _)
   $B/python benchmarks/bench_inference.py benchmarks/out/$run | tee $D/bench_inference_$tag.txt
