@@ -177,7 +177,7 @@ def onnx_graph(source: Path) -> tuple[bytes, torch.nn.Module, object]:
     return proto.SerializeToString(), model, config
 
 
-class _CalibrationImages:
+class CalibrationImages:
     """onnxruntime.quantization's CalibrationDataReader protocol: the calibration images, 100 at a time."""
 
     def __init__(self, images: np.ndarray):
@@ -203,7 +203,7 @@ def quantize_int8(proto: bytes, config, calibration_size: int = 1000) -> bytes:
     with tempfile.TemporaryDirectory() as tmp, quiet_logger(""):  # it logs advice on pre-processing and axes
         fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         fp32.write_bytes(proto)
-        quantize_static(str(fp32), str(int8), _CalibrationImages(images), quant_format=QuantFormat.QDQ,
+        quantize_static(str(fp32), str(int8), CalibrationImages(images), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)  # fmt: skip
         return int8.read_bytes()
 
