@@ -6,10 +6,12 @@ probabilities (N, classes) as a NumPy array. Three engines implement it:
 
 - `TorchEngine`: the checkpoint's model in PyTorch, on any device; `torch-bf16` runs it under bf16 autocast (on a
   CPU with AVX512-BF16, an AMD EPYC Zen 4, 1.10-1.30x ONNX Runtime fp32's images/s at batch 64 for the reference
-  CNN and 1.58x for the stacked CNN, accuracy unchanged, bench_inference.py and docs/results-2026-12-04c; slower at
-  batch 1, and far slower on CPUs without bf16 arithmetic, so 'auto' never picks it);
-- `OnnxEngine`: an exported model.onnx in ONNX Runtime (about twice PyTorch's speed on a 2-core CPU at batch 1 to
-  256, benchmarks/bench_inference.py; slower on one huge batch, so it is fed in chunks of 256);
+  CNN and 1.58x for the stacked CNN, accuracy unchanged, bench_inference.py and docs/results-2026-12-04c; on an
+  Intel Xeon with AMX 1.40x and 2.65x, docs/results-2026-12-04d; slower at batch 1, and far slower on CPUs without
+  bf16 arithmetic, so 'auto' never picks it);
+- `OnnxEngine`: an exported model.onnx (or `export --int8`'s model.int8.onnx, given as the file) in ONNX Runtime
+  (about twice PyTorch's speed on a 2-core CPU at batch 1 to 256, benchmarks/bench_inference.py; slower on one huge
+  batch, so it is fed in chunks of 256);
 - `EnsembleEngine`: the average of its members' engines, over test-time-augmentation views when the ensemble asks;
 - `TTAEngine`: any engine averaged over test-time views (augment.tta_views: one-pixel shifts, and their mirrors
   for a model trained on mirrored images), for `--tta` and an ensemble's members.
