@@ -93,7 +93,11 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    "runs that share it can be ensembled with `ensemble --from`")  # fmt: skip
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--threads", type=int, help="CPU threads (default: torch's, one per core)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 autocast on CUDA, else fp32")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        help="auto: bf16 autocast on CUDA and on CPUs with AMX-BF16, else fp32",
+    )
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="torch.compile the training forward")
     p.add_argument(
         "--checkpoint-every",
