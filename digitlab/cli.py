@@ -196,7 +196,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"wrote {r['out']}/ ({r['bytes']:,} bytes): open {r['out']}/index.html in a browser, or host the folder")
     else:
         r = export_onnx(args.run, args.out, verify=not args.no_verify, force=args.force, int8=args.int8)
-        print(f"wrote {r['out']} ({r['bytes']:,} bytes{', int8' if args.int8 else ''}), checked by the onnx checker")
+        print(f"wrote {r['out']} ({r['bytes']:,} bytes{', int8' if r['int8'] else ''}), checked by the onnx checker")
     if "max_abs_diff" in r:
         print(
             f"ONNX Runtime vs PyTorch on {r['compared_on']}: largest probability difference "
