@@ -49,6 +49,7 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             "train.log_uri": args.log_uri,
             "model.arch": args.arch,
             "model.width": args.width,
+            "model.kernel": args.kernel,
             "model.dropout": args.dropout,
             "model.batch_norm": args.bn,
             "augment.enabled": args.augment,
@@ -265,6 +266,7 @@ def cmd_summary(args: argparse.Namespace) -> None:
                 {
                     "model.arch": args.arch,
                     "model.width": args.width,
+                    "model.kernel": args.kernel,
                     "model.dropout": args.dropout,
                     "model.batch_norm": args.bn,
                 },

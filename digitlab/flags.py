@@ -79,6 +79,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    "(e.g. 0.999; 0: off); validation, the kept model and the test use the average")  # fmt: skip
     p.add_argument("--arch", choices=ARCH_NAMES)
     p.add_argument("--width", type=int, help="compact and vgg models: channels of the first convolution")
+    p.add_argument("--kernel", type=int, choices=[3, 5], help="vgg model: the convolutions' kernel side")
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
@@ -389,6 +390,7 @@ def add_report_commands(sub) -> None:
     summary.add_argument("--recipe", choices=RECIPE_NAMES, default="reference")
     summary.add_argument("--arch", choices=ARCH_NAMES)
     summary.add_argument("--width", type=int)
+    summary.add_argument("--kernel", type=int, choices=[3, 5])
     summary.add_argument("--dropout", type=float)
     summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
 

@@ -9,17 +9,19 @@ import torch
 import torch.nn as nn
 
 from digitlab.config import ModelConfig
+from digitlab.errors import DigitlabError
 from digitlab.models import build_model, summary
 
-ARCHS = [("reference", 16), ("compact", 16), ("compact", 8), ("compact", 32), ("vgg", 8), ("vgg", 24)]
+ARCHS = [("reference", 16, 3), ("compact", 16, 3), ("compact", 8, 3), ("compact", 32, 3), ("vgg", 8, 3),
+         ("vgg", 24, 3), ("vgg", 8, 5)]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "arch, width, batch_norm, dropout",
+    "arch, width, kernel, batch_norm, dropout",
     [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5])],
 )
-def test_every_switch_combination_runs_forward_and_backward(arch, width, batch_norm, dropout):
-    model = build_model(ModelConfig(arch=arch, width=width, batch_norm=batch_norm, dropout=dropout))
+def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel, batch_norm, dropout):
+    model = build_model(ModelConfig(arch=arch, width=width, kernel=kernel, batch_norm=batch_norm, dropout=dropout))
     x = torch.randint(0, 256, (4, 1, 28, 28)).float()
     out = model(x)
     assert out.shape == (4, 10)
@@ -52,6 +54,16 @@ def test_compact_model_shapes_and_size():
     assert all(m.bias is not None for m in plain.modules() if isinstance(m, nn.Conv2d))
 
 
+def test_the_stacked_cnn_with_5x5_kernels():
+    text = summary(build_model(ModelConfig(arch="vgg", width=8, kernel=5, dropout=0)))
+    assert "(None, 8, 24, 24)" in text and "(None, 16, 12, 12)" in text and "(None, 32, 3, 3)" in text
+    convs = [m for m in build_model(ModelConfig(arch="vgg", kernel=5)).modules() if isinstance(m, nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(5, 5)] * 5
+    for bad, message in (({"arch": "vgg", "kernel": 7}, "must be 3 or 5"), ({"kernel": 5}, "only the vgg")):
+        with pytest.raises(DigitlabError, match=message):
+            ModelConfig(**bad)
+
+
 def test_input_is_raw_pixels():
     model = build_model(ModelConfig()).eval()
     assert model.normalize.mean.item() == pytest.approx(33.318)
@@ -68,13 +80,14 @@ def test_bad_configs_are_rejected():
 
 
 @pytest.mark.parametrize(
-    "arch, width, batch_norm, dropout", [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.5])]
+    "arch, width, kernel, batch_norm, dropout",
+    [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.5])],
 )
-def test_folding_batchnorm_for_inference_is_exact(arch, width, batch_norm, dropout):
+def test_folding_batchnorm_for_inference_is_exact(arch, width, kernel, batch_norm, dropout):
     from digitlab.export import fold_batchnorm
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch=arch, width=width, batch_norm=batch_norm, dropout=dropout))
+    model = build_model(ModelConfig(arch=arch, width=width, kernel=kernel, batch_norm=batch_norm, dropout=dropout))
     for m in model.modules():  # trained-looking statistics, so folding has something to get wrong
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.running_mean.normal_()
