@@ -3,8 +3,10 @@
 The exported graph takes raw pixels — float32 (N, 1, 28, 28), values 0..255 — with a dynamic batch dimension, and
 returns `probabilities` (N, 10): the normalisation and the softmax are inside it, so callers do no preprocessing.
 Before export, BatchNorm layers and the input normalisation are folded into the following convolution or linear
-layer (`fold_batchnorm`: exact algebra, 5-10 % faster in ONNX Runtime). `export_onnx` checks the file with the onnx
-checker and compares its outputs with the unfolded PyTorch model's on the run's test set.
+layer (`fold_batchnorm`: exact algebra, 5-10 % faster in ONNX Runtime), and a BatchNorm after max-pooling back into
+the convolution before it (`fold_pooled_batchnorm`: the compact CNN 1.07x faster at batch 64, 2026-12-04).
+`export_onnx` checks the file with the onnx checker and compares its outputs with the unfolded PyTorch model's on
+the run's test set.
 
 `int8=True` (`digitlab export --int8`, written to RUN_DIR/model.int8.onnx) adds ONNX Runtime's static int8
 quantisation: QDQ, per-channel int8 weights, uint8 activations with ranges (the 99.999th percentile) calibrated on
@@ -72,8 +74,9 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Sequential:
 
     For y = a * x + c per input channel, W * y + b = (W a) * x + (b + sum W c): exact in real arithmetic, it saves
     one pass over the activations per folded layer. Zero padding would break it (padded zeros are not a*0 + c), so
-    padded convolutions keep their BatchNorm; so do BatchNorms followed by ReLU or pooling (the compact model's)."""
-    layers = [copy.deepcopy(m) for m in leaf_layers(model.eval())]
+    padded convolutions keep their BatchNorm. BatchNorms after max-pooling (the compact model's) fold back into the
+    convolution before the pooling instead, when `fold_pooled_batchnorm` can."""
+    layers = fold_pooled_batchnorm([copy.deepcopy(m) for m in leaf_layers(model.eval())])
     out, pending = [], None  # pending: (scale, shift) waiting for the next conv/linear
     for layer in layers:
         if isinstance(layer, (torch.nn.Dropout, torch.nn.Identity)):
@@ -108,6 +111,31 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Sequential:
     if pending is not None:
         out.append(held)
     return torch.nn.Sequential(*out).eval()
+
+
+def fold_pooled_batchnorm(layers: list[torch.nn.Module]) -> list[torch.nn.Module]:
+    """Conv -> MaxPool -> BatchNorm [-> ReLU], the compact model's order, becomes Conv (BatchNorm folded in) [-> ReLU]
+    -> MaxPool when every one of the BatchNorm's scales is positive: an increasing map per channel commutes with
+    taking a maximum, and so does ReLU. Exact; ONNX Runtime then runs the convolution and ReLU as one fused node and
+    the BatchNorm's pass disappears (it could not fuse a BatchNorm that follows a pooling). A BatchNorm with a
+    negative or zero scale stays where it was (it would turn the maximum into a minimum)."""
+    out, i = [], 0
+    while i < len(layers):
+        conv, pool, norm, *rest = layers[i : i + 4] + [None] * 3
+        pattern = isinstance(conv, torch.nn.Conv2d) and isinstance(pool, torch.nn.MaxPool2d)
+        affine = affine_of(norm) if pattern and isinstance(norm, torch.nn.BatchNorm2d) else None
+        if affine is not None and bool((affine[0] > 0).all()):
+            scale, shift = affine
+            bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+            conv.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+            conv.bias = torch.nn.Parameter(bias * scale + shift)
+            relu = rest[0] if isinstance(rest[0], torch.nn.ReLU) else None
+            out += [conv, relu, pool] if relu else [conv, pool]
+            i += 4 if relu else 3
+        else:
+            out.append(layers[i])
+            i += 1
+    return out
 
 
 class WithSoftmax(torch.nn.Module):

@@ -106,3 +106,29 @@ def test_folding_batchnorm_for_inference_is_exact(arch, width, kernel, batch_nor
     if arch == "reference":  # every BN there precedes an unpadded conv or a linear layer: all fold away
         assert not any(issubclass(k, nn.modules.batchnorm._BatchNorm) for k in kinds)
     assert nn.Dropout not in kinds and model.training is False
+
+
+@pytest.mark.parametrize("positive", [True, False])
+def test_batchnorm_after_pooling_folds_back_into_the_convolution_when_its_scales_are_positive(positive):
+    from digitlab.export import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch="compact", width=8, dropout=0.0))
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 2.0)
+            m.weight.data[0] *= 1 if positive else -1  # one channel's negative scale turns a maximum into a minimum
+            m.bias.data.normal_()
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.randint(0, 256, (8, 1, 28, 28)).float()
+    with torch.no_grad():
+        expected, got = model(x), folded(x)
+    assert torch.allclose(got, expected, atol=1e-4 * expected.abs().max().item()), (got - expected).abs().max()
+    kinds = [type(m) for m in folded]
+    # the last BatchNorm follows its convolution directly and stays for ONNX Runtime to fuse; the pooled ones go
+    assert kinds.count(nn.BatchNorm2d) == (1 if positive else 3)
+    if positive:
+        assert kinds[:6] == [nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.Conv2d, nn.ReLU, nn.MaxPool2d]
