@@ -6,6 +6,7 @@ can be chosen without looking at them (README, Beyond MNIST's test set; the rule
         fonts-joscelyn fonts-havana fonts-leckerli-one
     python benchmarks/bench_fonts_val.py RUN [RUN ...]     # validation-font accuracy and the misses of each model
     python benchmarks/bench_fonts_val.py --typed-probe     # the fast recipe with and without --typed-digits
+    python benchmarks/bench_fonts_val.py --handwriting-probe   # ... with and without --handwriting-fonts (2026-12-05)
     apt install fonts-lobster fonts-navilu fonts-aoyagi-kouzan-t fonts-aoyagi-soseki fonts-kiloji \\
         fonts-kouzan-mouhitsu fonts-seto
     python benchmarks/bench_fonts_val.py --more RUN [RUN ...]   # and on a second set of 12 fonts (2026-12-02)
@@ -53,30 +54,35 @@ def font_accuracy(run: str, images: np.ndarray, labels: np.ndarray, names: list[
     return {"run": run, "digits": len(labels), "accuracy": float((predicted == labels).mean()), "misses": misses}
 
 
-def typed_probe(images, labels, names) -> list[dict]:
+def font_probe(flag: str, images, labels, names) -> list[dict]:
+    """The `fast` recipe, seeds 0 and 1, without and with `flag` (--typed-digits, --handwriting-fonts)."""
     rows = []
-    for typed in (False, True):
+    for added in (False, True):
         for seed in (0, 1):
-            run = OUT / "fonts-val" / f"fast-{'typed' if typed else 'plain'}-s{seed}"
+            run = OUT / "fonts-val" / f"fast-{flag.removeprefix('--') if added else 'plain'}-s{seed}"
             if not (run / "model.safetensors").is_file():
                 digitlab("train", "--recipe", "fast", "--seed", str(seed), "--val-size", "5000", "--out", str(run),
-                         *(["--typed-digits"] if typed else []))  # fmt: skip
+                         *([flag] if added else []))  # fmt: skip
             kept = json.loads((run / "metrics.json").read_text())  # the validation-chosen model's figures
             row = font_accuracy(str(run), images, labels, names)
-            rows.append({**row, "typed_digits": typed, "seed": seed, "val_accuracy": kept["val_accuracy"]})
+            rows.append({**row, "flag": flag if added else None, "seed": seed, "val_accuracy": kept["val_accuracy"]})
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*")
-    parser.add_argument("--typed-probe", action="store_true")
+    parser.add_argument("--typed-probe", action="store_true", help="the fast recipe with and without --typed-digits")
+    parser.add_argument("--handwriting-probe", action="store_true", help="... and with --handwriting-fonts")
     parser.add_argument("--more", action="store_true", help="the second validation set too (MORE_PACKAGES)")
     args = parser.parse_args()
     images, labels, names = validation_fonts()
     rows = [font_accuracy(run, images, labels, names) for run in args.runs]
     if args.typed_probe:
-        rows += typed_probe(images, labels, names)
+        rows += font_probe("--typed-digits", images, labels, names)
+    if args.handwriting_probe:
+        probe = font_probe("--handwriting-fonts", images, labels, names)
+        rows += [row for row in probe if row["flag"] or not args.typed_probe]  # the plain runs once
     print(f"{len(set(names))} validation fonts, {len(labels)} digits\n")
     more_fonts = []
     if args.more:

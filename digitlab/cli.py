@@ -58,6 +58,7 @@ def flag_config(args: argparse.Namespace) -> RunConfig:
             "data.train_size": args.train_size,
             "data.split_seed": args.split_seed,
             "data.typed_digits": args.typed_digits,
+            "data.handwriting_fonts": args.handwriting_fonts,
             "data.source": args.data,
             "data.data_dir": args.data_dir,
         },
@@ -143,11 +144,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_distill(args: argparse.Namespace) -> None:
     from .distill import distill
 
-    taught = (args.train_size, args.split_seed, args.typed_digits)
+    taught = (args.train_size, args.split_seed, args.typed_digits, args.handwriting_fonts)
     if args.data or args.val_size not in (None, 0) or any(flag is not None for flag in taught):
         raise DigitlabError("distill: the student trains on its teacher's data and split; drop --data, --val-size "
-                            "(but for 0: no validation, all images), --train-size, --split-seed and "
-                            "--typed-digits")  # fmt: skip
+                            "(but for 0: no validation, all images), --train-size, --split-seed, "
+                            "--typed-digits and --handwriting-fonts")  # fmt: skip
     config = override(train_config(args), {"distill.weight": args.weight, "distill.consistent": args.consistent})
     distill(config, args.teacher, args.out)
 

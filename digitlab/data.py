@@ -110,21 +110,23 @@ def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
     if config.train_size is not None and config.train_size < len(train):
         _, keep = stratified_split(train.labels, config.train_size, seed + 1)
         train = train.subset(keep)
-    if config.typed_digits:
-        train = with_typed_digits(train, config.data_dir)
+    if config.typed_digits or config.handwriting_fonts:
+        from .fonts import handwritten_digits, typed_digits
+
+        if config.typed_digits:
+            train = with_font_digits(train, *typed_digits(config.data_dir), "typed")
+        if config.handwriting_fonts:
+            train = with_font_digits(train, *handwritten_digits(config.data_dir), "handwriting-font")
     return train, full.subset(val_index, f"{full.name} (validation)")
 
 
-def with_typed_digits(train: Digits, data_dir: str | None) -> Digits:
-    """The training images followed by the typed digits of fonts.py (the validation split never holds any)."""
-    from .fonts import typed_digits
-
-    images, labels = typed_digits(data_dir)
-    typed = from_arrays(images, labels, "typed")
+def with_font_digits(train: Digits, images, labels, kind: str) -> Digits:
+    """The training images followed by digits drawn in fonts (fonts.py); the validation split never holds any."""
+    drawn = from_arrays(images, labels, kind)
     return Digits(
-        torch.cat([train.images, typed.images]),
-        torch.cat([train.labels, typed.labels]),
-        f"{train.name} + {len(typed):,} typed digits",
+        torch.cat([train.images, drawn.images]),
+        torch.cat([train.labels, drawn.labels]),
+        f"{train.name} + {len(drawn):,} {kind} digits",
     )
 
 

@@ -89,6 +89,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-size", type=int, help="sub-sample the training images (stratified)")
     p.add_argument("--typed-digits", action=argparse.BooleanOptionalAction, help="add 3,330 digits typed in DejaVu and "
                    "Liberation fonts to the training images (pillow and the fonts needed)")  # fmt: skip
+    p.add_argument("--handwriting-fonts", action=argparse.BooleanOptionalAction, help="add 7,980 digits written "
+                   "in 266 Google Fonts handwriting families to the training images (fetched once from the npm "
+                   "registry; pillow needed)")  # fmt: skip
     p.add_argument("--seed", type=int)
     p.add_argument("--split-seed", type=int, help="seed of the validation split and sub-sample (default: --seed); "
                    "runs that share it can be ensembled with `ensemble --from`")  # fmt: skip

@@ -1,6 +1,6 @@
 """Digits drawn in the machine's fonts, dark ink on white paper, through the server's preprocessing (preprocess.py).
 
-Two uses, two sets of fonts that never overlap:
+Three uses, three sets of fonts that never overlap:
 - the robustness benchmark's font digits (robustness.py): the handwriting fonts of Debian's packages
   fonts-dkg-handwriting, fonts-breip, fonts-femkeklaver, fonts-rufscript, fonts-sjfonts, fonts-comic-neue,
   fonts-dancingscript, fonts-kristi, fonts-humor-sans and fonts-tomsontalks, each digit at two sizes: another set of
@@ -10,11 +10,23 @@ Two uses, two sets of fonts that never overlap:
   three slants (3,330 images). They show the model shapes MNIST's writers rarely use, such as a 1 with a flag and a
   foot or an open 4 (README, Beyond MNIST's test set: chosen on handwriting fonts of other packages, not the
   benchmark's).
+- handwritten digits as extra training images (`--handwriting-fonts`, data.py): 266 families of Google Fonts'
+  "handwriting" category (school scripts of many countries, marker, brush and pen hands), fetched from their
+  @fontsource npm packages and pinned by version and SHA-256 in handwriting_fonts.json, each digit at three sizes
+  (about 8,000 images). Every family that the benchmark's or the validation fonts also hold is left out of it
+  (scripts/handwriting_manifest.py, which writes the manifest).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +140,81 @@ def typed_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     path = data_root(data_dir) / "typed" / f"typed-digits-{key.hexdigest()[:16]}.npz"
     typed = cached_arrays(path, draw, complete)
     return typed["images"], typed["labels"]
+
+
+HANDWRITING_MANIFEST = Path(__file__).with_name("handwriting_fonts.json")
+HANDWRITTEN_SIZES = (96, 64, 40)  # pixels, as the typed digits' (upright only: training's affine warp slants them)
+NPM_REGISTRY = "https://registry.npmjs.org"  # or $npm_config_registry, npm's own setting for a mirror
+MAX_FONT_PACKAGE = 64 << 20  # bytes: the largest @fontsource tarball in the manifest is ~20 MiB
+
+
+def handwriting_fonts(data_dir: str | None = None) -> list[Path]:
+    """The manifest's font files in the data cache, in the manifest's order; those missing or not matching their
+    SHA-256 are fetched first (in parallel; each written only once verified, as the datasets' files are)."""
+    from .datasets import data_root
+
+    entries = json.loads(HANDWRITING_MANIFEST.read_text())["fonts"]
+    folder = data_root(data_dir) / "fonts" / "handwriting"
+    paths = [folder / f"{entry['id']}.woff2" for entry in entries]
+    missing = [(e, p) for e, p in zip(entries, paths) if not (p.is_file() and _sha256(p.read_bytes()) == e["sha256"])]
+    if missing:
+        print(f"digitlab: fetching {len(missing)} handwriting fonts from the npm registry (@fontsource packages)")
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda job: _fetch_font(*job), missing))
+    return paths
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fetch_font(entry: dict, target: Path) -> None:
+    """One font file out of its npm package's tarball: straight from the registry, else through `npm pack`."""
+    from .datasets import npm_pack
+    from .formats import atomic_write, read_capped
+
+    package = entry["package"]  # '@fontsource/name@version'
+    name, version = package.rsplit("@", 1)
+    registry = os.environ.get("npm_config_registry", NPM_REGISTRY).rstrip("/")
+    url = f"{registry}/{name}/-/{name.split('/')[-1]}-{version}.tgz"
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            tarball = read_capped(response, MAX_FONT_PACKAGE)
+    except OSError:  # no direct route to the registry: the npm client may have one (a proxy, a mirror)
+        with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
+            tarball = npm_pack(package, Path(tmp)).read_bytes()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
+            data = tar.extractfile(f"package/{entry['file']}").read()
+    except (tarfile.TarError, KeyError, AttributeError):
+        raise DigitlabError(f"--handwriting-fonts: {package} holds no {entry['file']}") from None
+    if _sha256(data) != entry["sha256"]:
+        raise DigitlabError(f"--handwriting-fonts: {package}'s {entry['file']} has SHA-256 {_sha256(data)[:12]}…, "
+                            f"expected {entry['sha256'][:12]}…")  # fmt: skip
+    with atomic_write(target) as f:
+        f.write(data)
+
+
+def handwritten_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The handwriting-font training digits: (about 8,000, 28, 28) uint8 and their labels, kept in the data cache under
+    a key of the manifest, this module, preprocess.py and Pillow's version, as the typed digits are."""
+    import PIL
+
+    from . import preprocess
+    from .datasets import cached_arrays, data_root
+
+    fonts = handwriting_fonts(data_dir)
+    key = hashlib.sha256(PIL.__version__.encode())
+    for file in [HANDWRITING_MANIFEST, Path(__file__), Path(preprocess.__file__)]:
+        key.update(file.read_bytes())
+
+    def draw() -> dict[str, np.ndarray]:
+        images, labels, _ = font_digits(fonts, HANDWRITTEN_SIZES)
+        return {"images": images, "labels": labels}
+
+    def complete(cached: dict) -> bool:
+        return cached["images"].shape == (len(cached["labels"]), 28, 28) and cached["images"].dtype == np.uint8
+
+    path = data_root(data_dir) / "typed" / f"handwritten-digits-{key.hexdigest()[:16]}.npz"
+    drawn = cached_arrays(path, draw, complete)
+    return drawn["images"], drawn["labels"]

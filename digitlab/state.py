@@ -205,6 +205,7 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
     log(summary(model))
     log(f"run folder: {run_dir}\ndata: {len(train_set):,} training, {len(val_set):,} validation images "
         f"({config.data.source}{' + typed digits' if config.data.typed_digits else ''}"
+        f"{' + handwriting-font digits' if config.data.handwriting_fonts else ''}"
         f"{'; validation size chosen automatically' if config.data.val_size is None else ''}"
         f"); device: {device}, {torch.get_num_threads()} CPU threads"
         f"{', bf16 autocast' if autocast_dtype(config.train.precision, device) else ''}"

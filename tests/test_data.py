@@ -146,3 +146,116 @@ def test_typed_digits_name_the_missing_fonts(tmp_path):
         r"install fonts-dejavu-core fonts-dejavu-extra fonts-liberation, or train with --no-typed",
     ):
         typed_fonts((str(tmp_path),))
+
+
+def _normalised(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def test_handwriting_manifest_leaves_out_the_benchmark_and_validation_fonts():
+    """--handwriting-fonts never trains on a family that the benchmark's font digits (fonts.HANDWRITING) or the
+    validation fonts (benchmarks/bench_fonts_val.py) hold: checked by package folder name and, where those fonts are
+    installed, by the family name inside each file."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from digitlab.fonts import HANDWRITING, HANDWRITING_MANIFEST, system_fonts
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from bench_fonts_val import MORE_PACKAGES, PACKAGES
+
+    fonts = json.loads(HANDWRITING_MANIFEST.read_text())["fonts"]
+    assert len(fonts) == 266 and len({f["id"] for f in fonts}) == 266
+    assert all(len(f["sha256"]) == 64 and f["package"].startswith("@fontsource/") for f in fonts)
+    ours = {_normalised(f["family"]) for f in fonts} | {_normalised(f["id"]) for f in fonts}
+    held_out = {_normalised(p) for p in (*HANDWRITING, *PACKAGES, *MORE_PACKAGES)}
+    assert not [(a, b) for a in ours for b in held_out if a.startswith(b) or b.startswith(a)]
+    from PIL import ImageFont
+
+    installed = [p for p in system_fonts() if p.parent.name in (*HANDWRITING, *PACKAGES, *MORE_PACKAGES)]
+    families = {_normalised(ImageFont.truetype(str(p), 20).getname()[0]) for p in installed}
+    assert not families & ours
+
+
+def _serve_tarballs(tarballs: dict[str, bytes]):
+    """A registry on 127.0.0.1 serving `tarballs` by URL path, in a thread; returns (server, base URL)."""
+    import http.server
+    import threading
+
+    class Registry(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = tarballs.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _tarball(files: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_handwriting_font_is_fetched_verified_and_never_half_written(tmp_path, monkeypatch):
+    """One font file out of its package's tarball from the registry ($npm_config_registry, as npm reads it): written
+    only when its SHA-256 matches; a wrong file or a package without it is one clear error and leaves nothing."""
+    import hashlib
+
+    from digitlab.fonts import _fetch_font
+
+    font = b"wOF2 a font's bytes"
+    entry = {"package": "@fontsource/hand@5.0.0", "file": "files/hand-latin-400-normal.woff2",
+             "sha256": hashlib.sha256(font).hexdigest()}  # fmt: skip
+    served = {"/@fontsource/hand/-/hand-5.0.0.tgz": _tarball({"package/files/hand-latin-400-normal.woff2": font})}
+    server, url = _serve_tarballs(served)
+    monkeypatch.setenv("npm_config_registry", url + "/")
+    try:
+        target = tmp_path / "hand.woff2"
+        _fetch_font(entry, target)
+        assert target.read_bytes() == font
+        target.unlink()
+        served["/@fontsource/hand/-/hand-5.0.0.tgz"] = _tarball({"package/files/hand-latin-400-normal.woff2": b"x"})
+        with pytest.raises(DigitlabError, match=r"@fontsource/hand@5.0.0's files/hand-latin-400-normal.woff2 has "
+                           r"SHA-256 .* expected"):  # fmt: skip
+            _fetch_font(entry, target)
+        served["/@fontsource/hand/-/hand-5.0.0.tgz"] = _tarball({"package/README.md": b"no fonts"})
+        with pytest.raises(DigitlabError, match=r"@fontsource/hand@5.0.0 holds no files/hand-latin-400-normal"):
+            _fetch_font(entry, target)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.slow
+def test_handwriting_fonts_join_the_training_images_only(data_dir):
+    """--handwriting-fonts: 7,980 digits (266 families x 3 sizes x 10 digits) fetched from the npm registry, after the
+    training images; the validation split unchanged; drawn once into the data cache."""
+    from digitlab.fonts import handwritten_digits
+
+    config = DataConfig(val_size=500, train_size=1000, data_dir=str(data_dir))
+    plain_train, plain_val = load_train_val(config, seed=0)
+    train, val = load_train_val(dataclasses.replace(config, handwriting_fonts=True), seed=0)
+    assert len(train) == 1000 + 7980 and "7,980 handwriting-font digits" in train.name
+    assert torch.equal(val.images, plain_val.images) and torch.equal(train.images[:1000], plain_train.images)
+    drawn, labels = train.images[1000:, 0], train.labels[1000:]
+    assert np.bincount(labels.numpy()).tolist() == [798] * 10
+    assert (drawn.amax((1, 2)) == 255).all() and len({bytes(x) for x in drawn.numpy()}) > 7500
+    assert len(list((data_dir / "fonts" / "handwriting").glob("*.woff2"))) == 266
+    images, _ = handwritten_digits(str(data_dir))  # from the cache this time
+    assert np.array_equal(images, drawn.numpy())
