@@ -180,9 +180,14 @@ def _fetch_font(entry: dict, target: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             tarball = read_capped(response, MAX_FONT_PACKAGE)
-    except OSError:  # no direct route to the registry: the npm client may have one (a proxy, a mirror)
-        with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
-            tarball = npm_pack(package, Path(tmp)).read_bytes()
+    except OSError as e:  # no direct route to the registry: the npm client may have one (a proxy, a mirror)
+        try:
+            with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
+                tarball = npm_pack(package, Path(tmp)).read_bytes()
+        except DigitlabError as npm_error:
+            raise DigitlabError(f"--handwriting-fonts: {package} could not be fetched ({url}: {e}; {npm_error}); "
+                                "connect to the npm registry once (or set npm_config_registry to a mirror), or "
+                                "train with --no-handwriting-fonts") from None  # fmt: skip
     try:
         with tarfile.open(fileobj=io.BytesIO(tarball)) as tar:
             data = tar.extractfile(f"package/{entry['file']}").read()

@@ -187,6 +187,7 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
         "--shear",
         "0.1",
         *(["--typed-digits"] if TYPED_INSTALLED else []),
+        "--handwriting-fonts",
         "--out",
         str(run),
         "--data-dir",
@@ -200,9 +201,13 @@ def test_train_with_a_recipe_records_it_and_flags_override(tmp_path, data_dir):
     assert config["augment"]["enabled"] is False  # --no-augment turned off what the fast recipe turns on
     assert config["augment"]["rotation_deg"] == 5.0  # the recipe's light policy stays recorded
     assert config["augment"]["shear_rad"] == 0.1  # --shear sets the field the recipe left at 0
-    if TYPED_INSTALLED:  # 1,000 MNIST images and the 3,330 typed digits of fonts.py, recorded in the config
-        assert "data: 4,330 training, 200 validation images (mnist + typed digits)" in r.stdout
+    if TYPED_INSTALLED:  # 1,000 MNIST images, the 3,330 typed and 7,980 handwriting-font digits of fonts.py
+        added = "(mnist + typed digits + handwriting-font digits)"
+        assert f"data: 12,310 training, 200 validation images {added}" in r.stdout
         assert config["data"]["typed_digits"] is True
+    else:
+        assert "data: 8,980 training, 200 validation images (mnist + handwriting-font digits)" in r.stdout
+    assert config["data"]["handwriting_fonts"] is True
     r = run_cli("summary", "--recipe", "best")
     assert "Model: ReferenceCNN" in r.stdout
     r = run_cli("train", "--help")  # what a flag left out means, per recipe

@@ -259,3 +259,16 @@ def test_handwriting_fonts_join_the_training_images_only(data_dir):
     assert len(list((data_dir / "fonts" / "handwriting").glob("*.woff2"))) == 266
     images, _ = handwritten_digits(str(data_dir))  # from the cache this time
     assert np.array_equal(images, drawn.numpy())
+
+
+def test_handwriting_fonts_unreachable_is_one_clear_error(tmp_path, monkeypatch):
+    """No registry and no npm client: one line naming the package, both failures and the two ways out."""
+    from digitlab.fonts import _fetch_font
+
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.setenv("PATH", str(tmp_path))  # no npm
+    entry = {"package": "@fontsource/hand@5.0.0", "file": "files/hand-latin-400-normal.woff2", "sha256": "0" * 64}
+    with pytest.raises(DigitlabError, match=r"--handwriting-fonts: @fontsource/hand@5.0.0 could not be fetched "
+                       r"\(http://127.0.0.1:9/.*npm client is not on PATH.*--no-handwriting-fonts"):  # fmt: skip
+        _fetch_font(entry, tmp_path / "hand.woff2")
+    assert not (tmp_path / "hand.woff2").exists()
