@@ -117,29 +117,35 @@ def font_digits(
 
 
 def typed_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The typed training digits: (3,330, 28, 28) uint8 and their labels. Drawing them takes half a minute, so they
-    are kept in the data cache under a key of everything they depend on: the font files, this module and
-    preprocess.py, and Pillow's version."""
+    """The typed training digits: (3,330, 28, 28) uint8 and their labels, from the data cache once drawn."""
+    fonts = typed_fonts()
+    return drawn_digits("typed-digits", fonts, fonts, TYPED_SIZES, TYPED_SLANTS, data_dir)
+
+
+def drawn_digits(
+    kind: str, fonts: list[Path], depends_on: list[Path], sizes, slants, data_dir: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """font_digits(fonts, sizes, slants) without labels' font names, kept in the data cache: drawing thousands of
+    digits takes up to half a minute. The file's key covers everything they depend on: the `depends_on` files, this
+    module and preprocess.py, and Pillow's version."""
     import PIL
 
     from . import preprocess
     from .datasets import cached_arrays, data_root
 
-    fonts = typed_fonts()
     key = hashlib.sha256(PIL.__version__.encode())
-    for file in [*fonts, Path(__file__), Path(preprocess.__file__)]:
+    for file in [*depends_on, Path(__file__), Path(preprocess.__file__)]:
         key.update(file.read_bytes())
 
     def draw() -> dict[str, np.ndarray]:
-        images, labels, _ = font_digits(fonts, TYPED_SIZES, TYPED_SLANTS)
+        images, labels, _ = font_digits(fonts, sizes, slants)
         return {"images": images, "labels": labels}
 
     def complete(cached: dict) -> bool:
         return cached["images"].shape == (len(cached["labels"]), 28, 28) and cached["images"].dtype == np.uint8
 
-    path = data_root(data_dir) / "typed" / f"typed-digits-{key.hexdigest()[:16]}.npz"
-    typed = cached_arrays(path, draw, complete)
-    return typed["images"], typed["labels"]
+    drawn = cached_arrays(data_root(data_dir) / "typed" / f"{kind}-{key.hexdigest()[:16]}.npz", draw, complete)
+    return drawn["images"], drawn["labels"]
 
 
 HANDWRITING_MANIFEST = Path(__file__).with_name("handwriting_fonts.json")
@@ -201,25 +207,6 @@ def _fetch_font(entry: dict, target: Path) -> None:
 
 
 def handwritten_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The handwriting-font training digits: (about 8,000, 28, 28) uint8 and their labels, kept in the data cache under
-    a key of the manifest, this module, preprocess.py and Pillow's version, as the typed digits are."""
-    import PIL
-
-    from . import preprocess
-    from .datasets import cached_arrays, data_root
-
+    """The handwriting-font training digits: (7,980, 28, 28) uint8 and their labels, from the data cache once drawn."""
     fonts = handwriting_fonts(data_dir)
-    key = hashlib.sha256(PIL.__version__.encode())
-    for file in [HANDWRITING_MANIFEST, Path(__file__), Path(preprocess.__file__)]:
-        key.update(file.read_bytes())
-
-    def draw() -> dict[str, np.ndarray]:
-        images, labels, _ = font_digits(fonts, HANDWRITTEN_SIZES)
-        return {"images": images, "labels": labels}
-
-    def complete(cached: dict) -> bool:
-        return cached["images"].shape == (len(cached["labels"]), 28, 28) and cached["images"].dtype == np.uint8
-
-    path = data_root(data_dir) / "typed" / f"handwritten-digits-{key.hexdigest()[:16]}.npz"
-    drawn = cached_arrays(path, draw, complete)
-    return drawn["images"], drawn["labels"]
+    return drawn_digits("handwritten-digits", fonts, [HANDWRITING_MANIFEST], HANDWRITTEN_SIZES, (0.0,), data_dir)
