@@ -36,7 +36,9 @@ result = {
 result["gain"] = result["committee"] - result["members_mean"]
 for name, value in accuracy.items():
     print(f"{name}: {100 * value:.2f} %")
-print(f"members' mean {100 * result['members_mean']:.3f} %, committee of {len(accuracy)} {100 * result['committee']:.2f} % "
-      f"(gain {100 * result['gain']:+.3f}), errors {result['committee_errors']}, wrong in all {result['wrong_in_all']}, "
-      f"in any {result['wrong_in_any']}")
+mean, voted = 100 * result["members_mean"], 100 * result["committee"]
+print(
+    f"members' mean {mean:.3f} %, committee of {len(accuracy)} {voted:.2f} % (gain {voted - mean:+.3f}), "
+    f"errors {result['committee_errors']}, wrong in all {result['wrong_in_all']}, in any {result['wrong_in_any']}"
+)
 print(json.dumps(result))
