@@ -40,6 +40,10 @@ def main(runs: list[str]) -> None:
         robust, cal = r["robustness"], r["calibration"]
         photos = list(robust["photo_like"]["accuracy"].values())
         auroc = cal.get("auroc", {})
+
+        def shown(value, form: str) -> str:  # a final model has no calibration: a blank cell, not "nan"
+            return "-" if value is None else format(value, form)
+
         cells = [
             Path(r["run"]).name,
             f"{robust['clean_accuracy']:.2%}",
@@ -48,10 +52,10 @@ def main(runs: list[str]) -> None:
             f"{sum(photos) / len(photos):.2%}",
             f"{robust['fonts']['accuracy']:.2%} ({robust['fonts']['digits']})",
             f"{robust['other_writers']['accuracy']:.2%}",
-            f"{cal.get('ece_test_before', float('nan')):.4f} / {cal.get('ece_test_after', float('nan')):.4f}",
-            f"{auroc.get('fashion-mnist test', float('nan')):.4f}",
-            f"{auroc.get('uniform noise', float('nan')):.4f}",
-            f"{cal.get('test_rejected_at_auto', float('nan')):.2%}",
+            f"{shown(cal.get('ece_test_before'), '.4f')} / {shown(cal.get('ece_test_after'), '.4f')}",
+            shown(auroc.get("fashion-mnist test"), ".4f"),
+            shown(auroc.get("uniform noise"), ".4f"),
+            shown(cal.get("test_rejected_at_auto"), ".2%"),
         ]
         print("| " + " | ".join(cells) + " |")
     print(f"raw figures: {write_result('robustness', {'machine': machine(), 'runs': results})}")
