@@ -91,7 +91,7 @@ class DataConfig:
     typed_digits: bool = False  # add digits typed in 37 DejaVu/Liberation fonts to the training images (fonts.py;
     #                             3,330 images, never to the validation split)
     handwriting_fonts: bool = False  # add digits written in 266 Google Fonts handwriting families to the training
-    #                                  images (fonts.py; about 8,000 images, fetched from npm, never validated on)
+    #                                  images (fonts.py; 7,980 images, fetched from npm, never in the validation split)
 
     def __post_init__(self):
         _check(self.val_size is None or 0 <= self.val_size <= MAX_COUNT, f"val_size {self.val_size} must be >= 0")
