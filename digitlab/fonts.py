@@ -13,7 +13,7 @@ Three uses, three sets of fonts that never overlap:
 - handwritten digits as extra training images (`--handwriting-fonts`, data.py): 266 families of Google Fonts'
   "handwriting" category (school scripts of many countries, marker, brush and pen hands), fetched from their
   @fontsource npm packages and pinned by version and SHA-256 in handwriting_fonts.json, each digit at three sizes
-  (about 8,000 images). Every family that the benchmark's or the validation fonts also hold is left out of it
+  (7,980 images). Every family that the benchmark's or the validation fonts also hold is left out of it
   (scripts/handwriting_manifest.py, which writes the manifest).
 """
 
@@ -157,12 +157,12 @@ MAX_FONT_PACKAGE = 64 << 20  # bytes: the largest @fontsource tarball in the man
 def handwriting_fonts(data_dir: str | None = None) -> list[Path]:
     """The manifest's font files in the data cache, in the manifest's order; those missing or not matching their
     SHA-256 are fetched first (in parallel; each written only once verified, as the datasets' files are)."""
-    from .datasets import data_root
+    from .datasets import cached_file_ok, data_root
 
     entries = json.loads(HANDWRITING_MANIFEST.read_text())["fonts"]
     folder = data_root(data_dir) / "fonts" / "handwriting"
     paths = [folder / f"{entry['id']}.woff2" for entry in entries]
-    missing = [(e, p) for e, p in zip(entries, paths) if not (p.is_file() and _sha256(p.read_bytes()) == e["sha256"])]
+    missing = [(e, p) for e, p in zip(entries, paths) if not cached_file_ok(p, e["sha256"])]
     if missing:
         print(f"digitlab: fetching {len(missing)} handwriting fonts from the npm registry (@fontsource packages)")
         with ThreadPoolExecutor(8) as pool:
@@ -170,14 +170,10 @@ def handwriting_fonts(data_dir: str | None = None) -> list[Path]:
     return paths
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _fetch_font(entry: dict, target: Path) -> None:
     """One font file out of its npm package's tarball: straight from the registry, else through `npm pack`."""
-    from .datasets import npm_pack
-    from .formats import atomic_write, read_capped
+    from .datasets import install_verified, npm_pack
+    from .formats import read_capped
 
     package = entry["package"]  # '@fontsource/name@version'
     name, version = package.rsplit("@", 1)
@@ -199,11 +195,10 @@ def _fetch_font(entry: dict, target: Path) -> None:
             data = tar.extractfile(f"package/{entry['file']}").read()
     except (tarfile.TarError, KeyError, AttributeError):
         raise DigitlabError(f"--handwriting-fonts: {package} holds no {entry['file']}") from None
-    if _sha256(data) != entry["sha256"]:
-        raise DigitlabError(f"--handwriting-fonts: {package}'s {entry['file']} has SHA-256 {_sha256(data)[:12]}…, "
-                            f"expected {entry['sha256'][:12]}…")  # fmt: skip
-    with atomic_write(target) as f:
-        f.write(data)
+    try:
+        install_verified(target, data, entry["sha256"])
+    except ValueError as e:
+        raise DigitlabError(f"--handwriting-fonts: {package}'s {entry['file']} has {e}") from None
 
 
 def handwritten_digits(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
