@@ -12,16 +12,18 @@ from digitlab.config import ModelConfig
 from digitlab.errors import DigitlabError
 from digitlab.models import build_model, summary
 
-ARCHS = [("reference", 16, 3), ("compact", 16, 3), ("compact", 8, 3), ("compact", 32, 3), ("vgg", 8, 3),
-         ("vgg", 24, 3), ("vgg", 8, 5)]  # fmt: skip
+ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8, 3, "pool"),
+         ("compact", 32, 3, "pool"), ("compact", 16, 3, "stride"), ("vgg", 8, 3, "pool"), ("vgg", 24, 3, "pool"),
+         ("vgg", 8, 5, "pool")]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "arch, width, kernel, batch_norm, dropout",
+    "arch, width, kernel, stem, batch_norm, dropout",
     [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5])],
 )
-def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel, batch_norm, dropout):
-    model = build_model(ModelConfig(arch=arch, width=width, kernel=kernel, batch_norm=batch_norm, dropout=dropout))
+def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel, stem, batch_norm, dropout):
+    config = ModelConfig(arch=arch, width=width, kernel=kernel, stem=stem, batch_norm=batch_norm, dropout=dropout)
+    model = build_model(config)
     x = torch.randint(0, 256, (4, 1, 28, 28)).float()
     out = model(x)
     assert out.shape == (4, 10)
@@ -54,6 +56,23 @@ def test_compact_model_shapes_and_size():
     assert all(m.bias is not None for m in plain.modules() if isinstance(m, nn.Conv2d))
 
 
+def test_the_compact_cnns_strided_stem():
+    text = summary(build_model(ModelConfig(arch="compact", width=16, stem="stride", dropout=0)))
+    assert "MaxPool2d)       (None, 16, 12, 12)" not in text and text.count("MaxPool2d") == 1
+    assert "Conv2d)       (None, 16, 12, 12)" in text and "(None, 32, 5, 5)" in text and "(None, 64, 3, 3)" in text
+    assert "Total params: 29,658" in text  # the same weights as the pooled stem: only where they are applied differs
+    first = next(
+        m for m in build_model(ModelConfig(arch="compact", stem="stride")).modules() if isinstance(m, nn.Conv2d)
+    )
+    assert first.stride == (2, 2) and first.kernel_size == (5, 5)
+    for bad, message in (
+        ({"arch": "compact", "stem": "patch"}, "pool or stride"),
+        ({"stem": "stride"}, "only the compact"),
+    ):
+        with pytest.raises(DigitlabError, match=message):
+            ModelConfig(**bad)
+
+
 def test_the_stacked_cnn_with_5x5_kernels():
     text = summary(build_model(ModelConfig(arch="vgg", width=8, kernel=5, dropout=0)))
     assert "(None, 8, 24, 24)" in text and "(None, 16, 12, 12)" in text and "(None, 32, 3, 3)" in text
@@ -80,14 +99,15 @@ def test_bad_configs_are_rejected():
 
 
 @pytest.mark.parametrize(
-    "arch, width, kernel, batch_norm, dropout",
+    "arch, width, kernel, stem, batch_norm, dropout",
     [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.5])],
 )
-def test_folding_batchnorm_for_inference_is_exact(arch, width, kernel, batch_norm, dropout):
+def test_folding_batchnorm_for_inference_is_exact(arch, width, kernel, stem, batch_norm, dropout):
     from digitlab.export import fold_batchnorm
 
     torch.manual_seed(0)
-    model = build_model(ModelConfig(arch=arch, width=width, kernel=kernel, batch_norm=batch_norm, dropout=dropout))
+    config = ModelConfig(arch=arch, width=width, kernel=kernel, stem=stem, batch_norm=batch_norm, dropout=dropout)
+    model = build_model(config)
     for m in model.modules():  # trained-looking statistics, so folding has something to get wrong
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.running_mean.normal_()
