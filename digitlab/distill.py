@@ -1,7 +1,7 @@
 """Knowledge distillation: train a small student on a teacher's probabilities as well as the labels.
 
-`digitlab distill TEACHER` trains an ordinary run (the `fast` recipe's compact CNN unless flags say otherwise) whose
-training target for image i is
+`digitlab distill TEACHER` trains an ordinary run (the `student` recipe, the compact CNN with a strided stem for 96
+epochs, unless flags say otherwise) whose training target for image i is
 
     target_i = (1 - weight) * one_hot(label_i) + weight * p_teacher(image_i)
 

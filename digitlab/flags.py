@@ -205,7 +205,7 @@ def add_train_command(sub) -> None:
 def add_distill_command(sub) -> None:
     distill = sub.add_parser(
         "distill",
-        help="train a small student on a teacher's probabilities and the labels (default recipe: fast)",
+        help="train a small student on a teacher's probabilities and the labels (default recipe: student)",
         epilog=recipe_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -216,7 +216,7 @@ def add_distill_command(sub) -> None:
                          "augmented batch as the student sees it (slower: a teacher pass per step)")  # fmt: skip
     distill.add_argument("--out", help="run folder (default: runs/<date-time>)")
     add_train_flags(distill)
-    distill.set_defaults(recipe="fast")
+    distill.set_defaults(recipe="student")
 
 
 def add_ensemble_command(sub) -> None:

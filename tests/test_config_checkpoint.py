@@ -63,6 +63,9 @@ def test_recipes_are_valid_named_configs():
     fast = recipe("fast")
     assert fast.model.arch == "compact" and fast.augment.enabled and fast.augment.shear_rad == 0
     assert override(fast, {"train.epochs": 9}).recipe == "fast"  # flags change fields, the name stays
+    student = recipe("student")  # distill's default: the fast recipe's model with a strided stem, trained longer
+    assert student.model == dataclasses.replace(fast.model, stem="stride") and student.augment == fast.augment
+    assert student.train == dataclasses.replace(fast.train, epochs=96)
     with pytest.raises(DigitlabError, match="recipe 'turbo'"):
         recipe("turbo")
     with pytest.raises(DigitlabError, match="recipe"):

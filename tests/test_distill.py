@@ -31,7 +31,8 @@ def test_student_learns_from_the_teacher_on_its_split_and_keeps_its_probabilitie
     assert r.returncode == 0, r.stderr
     recorded = json.loads((student / "config.json").read_text())["config"]
     taught = json.loads((teacher / "config.json").read_text())["config"]
-    assert recorded["recipe"] == "fast" and recorded["model"]["arch"] == "compact"
+    assert recorded["recipe"] == "student" and recorded["model"]["arch"] == "compact"
+    assert recorded["model"]["stem"] == "stride" and recorded["train"]["epochs"] == 2  # the flag changed a field
     assert recorded["distill"] == {"teacher": str(teacher.resolve()), "weight": 0.8, "consistent": False}
     assert {k: recorded["data"][k] for k in ("source", "val_size", "train_size")} == {
         k: taught["data"][k] for k in ("source", "val_size", "train_size")
