@@ -81,7 +81,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--weight", type=float, default=0.7)
     parser.add_argument("--train-args", default="", help="extra flags for digitlab distill (e.g. --epochs 8)")
-    parser.add_argument("--tag", default="fast", help="names the student folders (one per flag set)")
+    parser.add_argument("--tag", default="student", help="names the student folders (one per flag set)")
     parser.add_argument("--baseline-tag", help="names the labels-only students' folders (default: --tag), so that "
                         "students trained with other teaching flags reuse one baseline")  # fmt: skip
     parser.add_argument("--reference", type=Path, help="a run folder of the reference CNN, the speed yardstick "

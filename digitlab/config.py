@@ -38,7 +38,7 @@ class ModelConfig:
     width: int = 16  # compact and vgg: channels of the first convolution (then 2x and 4x)
     kernel: int = 3  # vgg: the side of every convolution's kernel, 3 or 5 (both end on a 3 x 3 map); models.py
     stem: str = "pool"  # compact: "pool" (conv 5x5, then max-pool 2) or "stride" (conv 5x5 with stride 2, no
-    #                     pooling: a quarter of the first layer's compute; the fast student's layout); models.py
+    #                     pooling: a quarter of the first layer's compute; the student recipe's); models.py
 
     def __post_init__(self):
         _check(self.arch in ARCH_NAMES, f"arch '{self.arch}' is not one of: {', '.join(ARCH_NAMES)}")
