@@ -292,7 +292,7 @@ def _gpu() -> RunConfig:
 def _student() -> RunConfig:
     """`digitlab distill`'s default: the small, fast model that ships."""
     fast = _fast()
-    # 2026-12-06 on an AMX Xeon (README, Distillation; docs/results-2026-12-06): the strided stem ran 10.2-10.6x
+    # 2026-12-06 on an AMX Xeon (README, Distillation; docs/results-2026-12-06): the strided stem ran 10.0-10.6x
     # the reference CNN in ONNX Runtime at batch 64 (the pooled stem 8.0-8.2x). 96 epochs were chosen over 36 on
     # the validation split of a teacher that had one (99.56 % vs 99.51 %, 2 seeds); then final students of a
     # 99.74 % committee, new seeds: 99.64 % test distilled, 99.56 % on the labels alone (3 seeds each)
