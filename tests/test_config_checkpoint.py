@@ -66,6 +66,7 @@ def test_recipes_are_valid_named_configs():
     student = recipe("student")  # distill's default: the fast recipe's model with a strided stem, trained longer
     assert student.model == dataclasses.replace(fast.model, stem="stride") and student.augment == fast.augment
     assert student.train == dataclasses.replace(fast.train, epochs=96)
+    assert override(student, {"model.arch": "vgg"}).model.arch == "vgg"  # `distill --arch vgg`: a stacked student
     with pytest.raises(DigitlabError, match="recipe 'turbo'"):
         recipe("turbo")
     with pytest.raises(DigitlabError, match="recipe"):
