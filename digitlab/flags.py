@@ -81,7 +81,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, help="compact and vgg models: channels of the first convolution")
     p.add_argument("--kernel", type=int, choices=[3, 5], help="vgg model: the convolutions' kernel side")
     p.add_argument("--stem", choices=["pool", "stride"], help="compact model: first convolution then max-pooling "
-                   "(pool), or strided (stride: fewer passes, about 1.4x faster "
+                   "(pool), or strided (stride: fewer passes, 1.3-1.4x faster "
                    "inference on an AVX-512 CPU)")  # fmt: skip
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")

@@ -24,7 +24,7 @@ layers, carried over from the channels-first Theano original; in channels-last T
 rows (its summary shows 104 = 4 x 26, 48 = 4 x 12 and 40 = 4 x 10 parameters). Channels is what was meant, so the
 total here is 601,578 parameters (Keras counting) where the seed printed 601,258.
 
-The compact CNN (arch "compact", width w; the `fast` recipe) spends its compute where it pays on a CPU:
+The compact CNN (arch "compact", width w; the `fast` and `student` recipes) spends its compute where it pays on a CPU:
 
     Normalize
     Conv 5x5, w                       -> w x 24 x 24      (stem "stride": one conv 5x5 with stride 2 instead)
@@ -37,7 +37,7 @@ The compact CNN (arch "compact", width w; the `fast` recipe) spends its compute 
 At w = 16 it costs 1.7 MFLOP per image (the reference: 20.4) and has 29,658 parameters. Max-pooling commutes with
 ReLU and with BN's per-channel affine map when its scale is positive, so pooling before BN changes little but cost.
 With the strided stem it costs 1.4 MFLOP: the first layer computes a quarter of its positions and nothing pools
-them, which in ONNX Runtime at batch 64 ran 1.4x faster than the pooled stem on an AVX-512 Xeon (2026-12-06, README).
+them, which in ONNX Runtime at batch 64 ran 1.3-1.4x faster than the pooled stem on an AMX Xeon (2026-12-06, README).
 
 The stacked CNN (arch "vgg", width w) keeps the resolution longer: pairs of 3x3 convolutions before each pooling,
 as in VGG, for images whose texture matters (Fashion-MNIST) or for more capacity per parameter:
