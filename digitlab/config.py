@@ -25,17 +25,18 @@ def _finite(*values: float) -> bool:
     return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
-ARCH_NAMES = ("reference", "compact", "vgg")  # models.py builds each
+ARCH_NAMES = ("reference", "compact", "vgg", "deep")  # models.py builds each
 MAX_COUNT = 100_000_000  # epochs, batch sizes, images: far beyond any digit set, far below an exhausting allocation
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "reference"  # reference (the seed's CNN), compact (a small fast CNN) or vgg (3x3 stacks); models.py
+    arch: str = "reference"  # reference (the seed's CNN), compact (a small fast CNN), vgg (3x3 stacks) or deep (ten
+    #                          3x3 convolutions, no pooling); models.py
     dropout: float = 0.5  # probability before the last layer; 0 turns dropout off
     batch_norm: bool = True
     num_classes: int = 10
-    width: int = 16  # compact and vgg: channels of the first convolution (then 2x and 4x)
+    width: int = 16  # compact and vgg: channels of the first convolution (then 2x and 4x); deep: then +width/2 a layer
     kernel: int = 3  # vgg: the side of every convolution's kernel, 3 or 5 (both end on a 3 x 3 map); models.py
     stem: str = "pool"  # compact: "pool" (conv 5x5, then max-pool 2) or "stride" (conv 5x5 with stride 2, no
     #                     pooling: a quarter of the first layer's compute; the student recipe's); models.py. The

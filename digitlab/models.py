@@ -1,4 +1,4 @@
-"""The models, built from a `ModelConfig`, and a Keras-style summary: the seed's reference CNN and a compact CNN.
+"""The models, built from a `ModelConfig`, and a Keras-style summary: the seed's reference CNN and three others.
 
 The reference CNN (arch "reference") of the seed, fast.ai's MNIST notebook in Keras:
 
@@ -57,6 +57,18 @@ At w = 24 it costs 21 MFLOP per image, about the reference's, with 87,586 parame
 convolution is 5x5 (the first, unpadded, gives w x 24 x 24; then 12, 6 and 3): the same depth with 2.4x the
 compute, members whose receptive fields differ from the 3x3 stacks' for ensembles (at w = 32: 89 MFLOP).
 
+The deep CNN (arch "deep", width w) never pools: ten unpadded 3x3 convolutions, each with BN and ReLU, shrink the
+map by two pixels a layer while the channels grow by w/2 (An et al. 2020, arXiv:2008.10400, "M3", at w = 32):
+
+    Normalize
+    Conv 3x3, w, BN, ReLU             -> w x 26 x 26
+    Conv 3x3, 1.5w, BN, ReLU          -> 1.5w x 24 x 24
+    ...                                  (eight more, +w/2 channels and -2 pixels each)
+    Conv 3x3, 5.5w, BN, ReLU          -> 5.5w x 8 x 8
+    Flatten, Dropout p, Linear 10     -> logits
+
+At w = 32 it costs 347 MFLOP per image (17x the reference CNN) with 1.12 M parameters; at w = 16, 87 MFLOP.
+
 The normalisation constants are buffers set from the training data, so a saved model takes raw 0..255 pixels.
 """
 
@@ -67,6 +79,7 @@ import torch.nn as nn
 
 from .config import ModelConfig
 
+DEEP_LAYERS = 10  # the deep CNN's convolutions: 28 x 28 -> 8 x 8, two pixels a layer
 MNIST_MEAN, MNIST_STD = 33.318, 78.567  # MNIST training pixels, 0..255 scale; replaced by the data's own at training
 
 
@@ -122,13 +135,13 @@ class ReferenceCNN(nn.Module):
         return self.classifier(x)  # (N, classes)
 
 
-def linear_head(channels: int, config: ModelConfig) -> nn.Sequential:
-    """Flatten a (channels, 3, 3) feature map, dropout (Identity when off), one linear layer to the logits: the
-    compact and stacked CNNs' classifier."""
+def linear_head(channels: int, config: ModelConfig, side: int = 3) -> nn.Sequential:
+    """Flatten a (channels, side, side) feature map, dropout (Identity when off), one linear layer to the logits:
+    the compact, stacked and deep CNNs' classifier."""
     return nn.Sequential(
         nn.Flatten(),
         nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity(),
-        nn.Linear(channels * 3 * 3, config.num_classes),
+        nn.Linear(channels * side * side, config.num_classes),
     )
 
 
@@ -197,7 +210,28 @@ class StackedCNN(nn.Module):
         return self.classifier(x)  # (N, classes)
 
 
-ARCHITECTURES = {"reference": ReferenceCNN, "compact": CompactCNN, "vgg": StackedCNN}
+class DeepCNN(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        w = config.width
+        channels = [1] + [w + i * (w // 2) for i in range(DEEP_LAYERS)]  # w, 1.5w, 2w, ..., 5.5w
+
+        def conv_bn_relu(c_in, c_out):  # unpadded: each one trims a pixel from every side
+            conv = nn.Conv2d(c_in, c_out, kernel_size=3, bias=not config.batch_norm)
+            return [conv, nn.BatchNorm2d(c_out) if config.batch_norm else nn.Identity(), nn.ReLU(inplace=True)]
+
+        layers = [layer for c_in, c_out in zip(channels, channels[1:]) for layer in conv_bn_relu(c_in, c_out)]
+        self.normalize = Normalize()
+        self.features = nn.Sequential(*layers)
+        self.classifier = linear_head(channels[-1], config, side=8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalize(x)  # (N, 1, 28, 28)
+        x = self.features(x)  # (N, 5.5w, 8, 8): ten 3x3 convolutions, no pooling
+        return self.classifier(x)  # (N, classes)
+
+
+ARCHITECTURES = {"reference": ReferenceCNN, "compact": CompactCNN, "vgg": StackedCNN, "deep": DeepCNN}
 
 
 def build_model(config: ModelConfig) -> nn.Module:

@@ -14,7 +14,7 @@ from digitlab.models import build_model, summary
 
 ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8, 3, "pool"),
          ("compact", 32, 3, "pool"), ("compact", 16, 3, "stride"), ("vgg", 8, 3, "pool"), ("vgg", 24, 3, "pool"),
-         ("vgg", 8, 5, "pool")]  # fmt: skip
+         ("vgg", 8, 5, "pool"), ("deep", 8, 3, "pool"), ("deep", 16, 3, "pool")]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -80,6 +80,15 @@ def test_the_stacked_cnn_with_5x5_kernels():
     for bad, message in (({"arch": "vgg", "kernel": 7}, "must be 3 or 5"), ({"kernel": 5}, "only the vgg")):
         with pytest.raises(DigitlabError, match=message):
             ModelConfig(**bad)
+
+
+def test_the_deep_cnn_keeps_the_resolution_and_grows_by_half_its_width():
+    text = summary(build_model(ModelConfig(arch="deep", width=32, dropout=0)))
+    # ten unpadded 3x3 convolutions, 28 -> 8 pixels, 32 to 176 channels, no pooling: 1,124,170 trainable weights
+    assert "(None, 32, 26, 26)" in text and "(None, 48, 24, 24)" in text and "(None, 176, 8, 8)" in text
+    assert "Pool" not in text and text.count("(Conv2d)") == 10 and "(None, 11264)" in text
+    assert "Trainable params: 1,124,170" in text
+    assert "(None, 88, 8, 8)" in summary(build_model(ModelConfig(arch="deep", width=16, dropout=0)))
 
 
 def test_input_is_raw_pixels():
