@@ -36,5 +36,8 @@ models |= {f"deep{w}": ModelConfig(arch="deep", width=w, dropout=0.0) for w in (
 for name, config in models.items():
     images_per_s = rate(config)
     epochs_in_20_min = 20 * 60 * images_per_s / 60_000
-    print(f"{name:10s} bf16 {images_per_s:7.0f} img/s  {60_000 / images_per_s:6.1f} s/epoch  "
-          f"{epochs_in_20_min:5.1f} epochs in 20 min", flush=True)
+    print(
+        f"{name:10s} bf16 {images_per_s:7.0f} img/s  {60_000 / images_per_s:6.1f} s/epoch  "
+        f"{epochs_in_20_min:5.1f} epochs in 20 min",
+        flush=True,
+    )
