@@ -97,6 +97,13 @@ def conv_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, kernel_size=3), nn.ReLU(inplace=True))
 
 
+def conv_bn_relu(c_in: int, c_out: int, batch_norm: bool, kernel: int = 3, padding: int = 0) -> list[nn.Module]:
+    """Convolution, BN (Identity when off), ReLU: the stacked and deep CNNs' layer. BN's shift makes a convolution
+    bias redundant, so the convolution has one only without BN."""
+    conv = nn.Conv2d(c_in, c_out, kernel_size=kernel, padding=padding, bias=not batch_norm)
+    return [conv, nn.BatchNorm2d(c_out) if batch_norm else nn.Identity(), nn.ReLU(inplace=True)]
+
+
 class ReferenceCNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -185,21 +192,18 @@ class CompactCNN(nn.Module):
 class StackedCNN(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
-        w, k = config.width, config.kernel
-
-        def conv_bn_relu(c_in, c_out, padding=k // 2):  # BN's shift makes a convolution bias redundant
-            conv = nn.Conv2d(c_in, c_out, kernel_size=k, padding=padding, bias=not config.batch_norm)
-            return [conv, nn.BatchNorm2d(c_out) if config.batch_norm else nn.Identity(), nn.ReLU(inplace=True)]
+        w, k, bn = config.width, config.kernel, config.batch_norm
+        same = k // 2  # padding that keeps the map's size
 
         self.normalize = Normalize()
         self.features = nn.Sequential(
-            *conv_bn_relu(1, w, padding=0),
-            *conv_bn_relu(w, w),
+            *conv_bn_relu(1, w, bn, k),  # unpadded: the normalisation folds into it on export
+            *conv_bn_relu(w, w, bn, k, same),
             nn.MaxPool2d(2),
-            *conv_bn_relu(w, 2 * w),
-            *conv_bn_relu(2 * w, 2 * w),
+            *conv_bn_relu(w, 2 * w, bn, k, same),
+            *conv_bn_relu(2 * w, 2 * w, bn, k, same),
             nn.MaxPool2d(2),
-            *conv_bn_relu(2 * w, 4 * w),
+            *conv_bn_relu(2 * w, 4 * w, bn, k, same),
             nn.MaxPool2d(2),
         )
         self.classifier = linear_head(4 * w, config)
@@ -215,12 +219,9 @@ class DeepCNN(nn.Module):
         super().__init__()
         w = config.width
         channels = [1] + [w + i * (w // 2) for i in range(DEEP_LAYERS)]  # w, 1.5w, 2w, ..., 5.5w
-
-        def conv_bn_relu(c_in, c_out):  # unpadded: each one trims a pixel from every side
-            conv = nn.Conv2d(c_in, c_out, kernel_size=3, bias=not config.batch_norm)
-            return [conv, nn.BatchNorm2d(c_out) if config.batch_norm else nn.Identity(), nn.ReLU(inplace=True)]
-
-        layers = [layer for c_in, c_out in zip(channels, channels[1:]) for layer in conv_bn_relu(c_in, c_out)]
+        # unpadded 3x3: each layer trims a pixel from every side
+        pairs = zip(channels, channels[1:])
+        layers = [m for c_in, c_out in pairs for m in conv_bn_relu(c_in, c_out, config.batch_norm)]
         self.normalize = Normalize()
         self.features = nn.Sequential(*layers)
         self.classifier = linear_head(channels[-1], config, side=8)
