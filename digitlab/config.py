@@ -31,13 +31,13 @@ MAX_COUNT = 100_000_000  # epochs, batch sizes, images: far beyond any digit set
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "reference"  # reference (the seed's CNN), compact (a small fast CNN), vgg (3x3 stacks) or deep (ten
-    #                          3x3 convolutions, no pooling); models.py
+    arch: str = "reference"  # reference (the seed's CNN), compact (a small fast CNN), vgg (3x3 stacks) or deep
+    #                          (unpadded convolutions, no pooling); models.py
     dropout: float = 0.5  # probability before the last layer; 0 turns dropout off
     batch_norm: bool = True
     num_classes: int = 10
-    width: int = 16  # compact and vgg: channels of the first convolution (then 2x and 4x); deep: then +width/2 a layer
-    kernel: int = 3  # vgg: the side of every convolution's kernel, 3 or 5 (both end on a 3 x 3 map); models.py
+    width: int = 16  # channels of the first convolution; compact and vgg: then 2x and 4x; deep: see models.py
+    kernel: int = 3  # vgg and deep: the side of every convolution's kernel, 3 or 5; models.py
     stem: str = "pool"  # compact: "pool" (conv 5x5, then max-pool 2) or "stride" (conv 5x5 with stride 2, no
     #                     pooling: a quarter of the first layer's compute; the student recipe's); models.py. The
     #                     other models ignore it, as the reference CNN ignores width: `distill --arch vgg` just works
@@ -46,7 +46,8 @@ class ModelConfig:
         _check(self.arch in ARCH_NAMES, f"arch '{self.arch}' is not one of: {', '.join(ARCH_NAMES)}")
         _check(1 <= self.width <= 1024, f"width {self.width} must be in [1, 1024]")
         _check(self.kernel in (3, 5), f"kernel {self.kernel} must be 3 or 5")
-        _check(self.kernel == 3 or self.arch == "vgg", f"kernel {self.kernel}: only the vgg model has a kernel choice")
+        has_kernel_choice = self.arch in ("vgg", "deep")
+        _check(self.kernel == 3 or has_kernel_choice, f"kernel {self.kernel}: only vgg and deep have a kernel choice")
         _check(self.stem in ("pool", "stride"), f"stem '{self.stem}' must be pool or stride")
         _check(_finite(self.dropout) and 0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
         _check(self.num_classes == 10, f"num_classes {self.num_classes}: digitlab's data sets have 10 classes")

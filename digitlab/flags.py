@@ -79,7 +79,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    "(e.g. 0.999; 0: off); validation, the kept model and the test use the average")  # fmt: skip
     p.add_argument("--arch", choices=ARCH_NAMES)
     p.add_argument("--width", type=int, help="compact, vgg and deep models: channels of the first convolution")
-    p.add_argument("--kernel", type=int, choices=[3, 5], help="vgg model: the convolutions' kernel side")
+    p.add_argument("--kernel", type=int, choices=[3, 5], help="vgg and deep models: the convolutions' kernel side")
     p.add_argument("--stem", choices=["pool", "stride"], help="compact model: first convolution then max-pooling "
                    "(pool), or strided (stride: fewer passes, 1.3-1.4x faster "
                    "inference on an AVX-512 CPU)")  # fmt: skip

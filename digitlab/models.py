@@ -79,7 +79,6 @@ import torch.nn as nn
 
 from .config import ModelConfig
 
-DEEP_LAYERS = 10  # the deep CNN's convolutions: 28 x 28 -> 8 x 8, two pixels a layer
 MNIST_MEAN, MNIST_STD = 33.318, 78.567  # MNIST training pixels, 0..255 scale; replaced by the data's own at training
 
 
@@ -215,20 +214,24 @@ class StackedCNN(nn.Module):
 
 
 class DeepCNN(nn.Module):
+    """Unpadded convolutions, no pooling, until the 28 x 28 input is an 8 x 8 map: ten 3x3 layers (An et al. 2020's
+    "M3" at width 32) or five 5x5 layers (their "M5"). Channels grow by width/4 for each pixel a layer trims from
+    a side: w, 1.5w, ..., 5.5w with 3x3 kernels, w, 2w, ..., 5w with 5x5."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
-        w = config.width
-        channels = [1] + [w + i * (w // 2) for i in range(DEEP_LAYERS)]  # w, 1.5w, 2w, ..., 5.5w
-        # unpadded 3x3: each layer trims a pixel from every side
+        w, k = config.width, config.kernel
+        layers, step = 20 // (k - 1), w * (k - 1) // 4  # 3x3: 10 layers, +w/2 each; 5x5: 5 layers, +w each
+        channels = [1] + [w + i * step for i in range(layers)]
         pairs = zip(channels, channels[1:])
-        layers = [m for c_in, c_out in pairs for m in conv_bn_relu(c_in, c_out, config.batch_norm)]
+        convs = [m for c_in, c_out in pairs for m in conv_bn_relu(c_in, c_out, config.batch_norm, kernel=k)]
         self.normalize = Normalize()
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*convs)
         self.classifier = linear_head(channels[-1], config, side=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.normalize(x)  # (N, 1, 28, 28)
-        x = self.features(x)  # (N, 5.5w, 8, 8): ten 3x3 convolutions, no pooling
+        x = self.features(x)  # (N, 5.5w or 5w, 8, 8): unpadded convolutions, no pooling
         return self.classifier(x)  # (N, classes)
 
 

@@ -14,7 +14,7 @@ from digitlab.models import build_model, summary
 
 ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8, 3, "pool"),
          ("compact", 32, 3, "pool"), ("compact", 16, 3, "stride"), ("vgg", 8, 3, "pool"), ("vgg", 24, 3, "pool"),
-         ("vgg", 8, 5, "pool"), ("deep", 8, 3, "pool"), ("deep", 16, 3, "pool")]  # fmt: skip
+         ("vgg", 8, 5, "pool"), ("deep", 8, 3, "pool"), ("deep", 16, 3, "pool"), ("deep", 8, 5, "pool")]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -77,7 +77,7 @@ def test_the_stacked_cnn_with_5x5_kernels():
     assert "(None, 8, 24, 24)" in text and "(None, 16, 12, 12)" in text and "(None, 32, 3, 3)" in text
     convs = [m for m in build_model(ModelConfig(arch="vgg", kernel=5)).modules() if isinstance(m, nn.Conv2d)]
     assert [c.kernel_size for c in convs] == [(5, 5)] * 5
-    for bad, message in (({"arch": "vgg", "kernel": 7}, "must be 3 or 5"), ({"kernel": 5}, "only the vgg")):
+    for bad, message in (({"arch": "vgg", "kernel": 7}, "must be 3 or 5"), ({"kernel": 5}, "only vgg and deep")):
         with pytest.raises(DigitlabError, match=message):
             ModelConfig(**bad)
 
@@ -89,6 +89,15 @@ def test_the_deep_cnn_keeps_the_resolution_and_grows_by_half_its_width():
     assert "Pool" not in text and text.count("(Conv2d)") == 10 and "(None, 11264)" in text
     assert "Trainable params: 1,124,170" in text
     assert "(None, 88, 8, 8)" in summary(build_model(ModelConfig(arch="deep", width=16, dropout=0)))
+
+
+def test_the_deep_cnn_with_5x5_kernels_is_five_layers_growing_by_its_width():
+    text = summary(build_model(ModelConfig(arch="deep", width=32, kernel=5, dropout=0)))
+    # An et al.'s "M5": 28 -> 24 -> 20 -> 16 -> 12 -> 8 pixels, 32 to 160 channels. Weights: 5x5 kernels
+    # 25 x (1x32 + 32x64 + 64x96 + 96x128 + 128x160) = 1,024,800, BN 2 x 480 = 960, linear 10,240 x 10 + 10
+    assert "(None, 32, 24, 24)" in text and "(None, 64, 20, 20)" in text and "(None, 160, 8, 8)" in text
+    assert "Pool" not in text and text.count("(Conv2d)") == 5 and "(None, 10240)" in text
+    assert "Trainable params: 1,128,170" in text
 
 
 def test_input_is_raw_pixels():
