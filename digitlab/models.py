@@ -215,8 +215,8 @@ class StackedCNN(nn.Module):
 
 class DeepCNN(nn.Module):
     """Unpadded convolutions, no pooling, until the 28 x 28 input is an 8 x 8 map: ten 3x3 layers (An et al. 2020's
-    "M3" at width 32) or five 5x5 layers (their "M5"). Channels grow by width/4 for each pixel a layer trims from
-    a side: w, 1.5w, ..., 5.5w with 3x3 kernels, w, 2w, ..., 5w with 5x5."""
+    "M3" at width 32) or five 5x5 layers (their "M5"). Channels grow by width/2 for each pixel a layer trims from
+    each side: w, 1.5w, ..., 5.5w with 3x3 kernels, w, 2w, ..., 5w with 5x5."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
