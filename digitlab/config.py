@@ -41,6 +41,7 @@ class ModelConfig:
     stem: str = "pool"  # compact: "pool" (conv 5x5, then max-pool 2) or "stride" (conv 5x5 with stride 2, no
     #                     pooling: a quarter of the first layer's compute; the student recipe's); models.py. The
     #                     other models ignore it, as the reference CNN ignores width: `distill --arch vgg` just works
+    ink_width: int = 0  # stretch or squeeze each digit's ink to this many pixels wide first (0: off); models.py
 
     def __post_init__(self):
         _check(self.arch in ARCH_NAMES, f"arch '{self.arch}' is not one of: {', '.join(ARCH_NAMES)}")
@@ -49,6 +50,8 @@ class ModelConfig:
         has_kernel_choice = self.arch in ("vgg", "deep")
         _check(self.kernel == 3 or has_kernel_choice, f"kernel {self.kernel}: only vgg and deep have a kernel choice")
         _check(self.stem in ("pool", "stride"), f"stem '{self.stem}' must be pool or stride")
+        _check(self.ink_width == 0 or 4 <= self.ink_width <= 28, f"ink width {self.ink_width} must be 0 (off) or in "
+               "[4, 28] pixels")  # fmt: skip
         _check(_finite(self.dropout) and 0.0 <= self.dropout < 1.0, f"dropout {self.dropout} must be in [0, 1)")
         _check(self.num_classes == 10, f"num_classes {self.num_classes}: digitlab's data sets have 10 classes")
 

@@ -83,6 +83,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stem", choices=["pool", "stride"], help="compact model: first convolution then max-pooling "
                    "(pool), or strided (stride: fewer passes, 1.3-1.4x faster "
                    "inference on an AVX-512 CPU)")  # fmt: skip
+    p.add_argument("--ink-width", type=int, metavar="PIXELS", help="first stretch or squeeze each digit's ink to "
+                   "this many pixels wide, height kept (10-20: committee members whose errors differ; "
+                   "0: off)")  # fmt: skip
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")
@@ -398,6 +401,7 @@ def add_report_commands(sub) -> None:
     summary.add_argument("--width", type=int)
     summary.add_argument("--kernel", type=int, choices=[3, 5])
     summary.add_argument("--stem", choices=["pool", "stride"])
+    summary.add_argument("--ink-width", type=int)
     summary.add_argument("--dropout", type=float)
     summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
 

@@ -70,6 +70,11 @@ map by two pixels a layer while the channels grow by w/2 (An et al. 2020, arXiv:
 At w = 32 it costs 347 MFLOP per image (17x the reference CNN) with 1.12 M parameters; at w = 16, 87 MFLOP.
 
 The normalisation constants are buffers set from the training data, so a saved model takes raw 0..255 pixels.
+
+Any of them can first stretch or squeeze each digit horizontally until its ink is `ink_width` pixels wide (height
+and horizontal centre kept; Ciresan et al. 2012, arXiv:1202.2745, trained committee members on MNIST normalised to
+widths 10-20 so that their errors differ). It is a layer of the model, so evaluation, export and serving apply it
+as training did, after augmentation; `nn.Identity()` when `ink_width` is 0.
 """
 
 from __future__ import annotations
@@ -90,6 +95,40 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+class InkWidth(nn.Module):
+    """Resample each image (N, 1, 28, 28) of raw pixels along x so that its ink box is `pixels` wide.
+
+    Ink is what is brighter than halfway between the image's darkest and brightest pixel (the stroke's core, not its
+    anti-aliased fringe), so a light background or a faint scan measures the same. The box keeps its centre column;
+    bilinear resampling, the edge column repeated outside the image (paper stays paper). A blank image has no box
+    and is left as it is (scale 1). Only ops that ONNX exports (GridSample, opset 16) and that run batched on any
+    device."""
+
+    def __init__(self, pixels: int):
+        super().__init__()
+        self.pixels = pixels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = x.shape
+        low = x.amin(dim=(1, 2, 3), keepdim=True)
+        high = x.amax(dim=(1, 2, 3), keepdim=True)
+        ink = (x > (low + high) / 2).to(x.dtype).amax(dim=(1, 2))  # (N, W): 1 where a column has ink
+        columns = torch.arange(width, device=x.device, dtype=x.dtype)
+        left = (columns + (1 - ink) * width).amin(dim=1)  # first inked column; >= width when none
+        right = (columns - (1 - ink) * width).amax(dim=1)  # last; < 0 when none
+        has_ink = right >= left
+        box = torch.where(has_ink, right - left + 1, torch.full_like(left, self.pixels))  # (N,) pixels
+        centre = torch.where(has_ink, (left + right + 1) / 2, torch.full_like(left, width / 2))  # (N,) pixels
+        # grid_sample's coordinates (align_corners=False): -1 and 1 are the image's outer edges.
+        scale = (box / self.pixels).reshape(n, 1, 1)  # input pixels per output pixel
+        centre = (centre * 2 / width - 1).reshape(n, 1, 1)
+        xs = (torch.arange(width, device=x.device, dtype=x.dtype) + 0.5) * 2 / width - 1  # (W,)
+        ys = (torch.arange(height, device=x.device, dtype=x.dtype) + 0.5) * 2 / height - 1  # (H,)
+        grid_x = centre + (xs.reshape(1, 1, width) - centre) * scale  # (N, 1, W)
+        grid = torch.stack([grid_x.expand(n, height, width), ys.reshape(1, height, 1).expand(n, height, width)], -1)
+        return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def conv_relu(c_in: int, c_out: int) -> nn.Sequential:
@@ -113,6 +152,7 @@ class ReferenceCNN(nn.Module):
         def bn1d(n):
             return nn.BatchNorm1d(n) if config.batch_norm else nn.Identity()
 
+        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
         self.normalize = Normalize()
         self.features = nn.Sequential(
             conv_relu(1, 32),
@@ -136,7 +176,8 @@ class ReferenceCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)  # (N, 1, 28, 28)
+        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.normalize(x)
         x = self.features(x)  # (N, 64, 4, 4)
         return self.classifier(x)  # (N, classes)
 
@@ -167,6 +208,7 @@ class CompactCNN(nn.Module):
                 return [nn.Conv2d(1, w, kernel_size=5, stride=2, bias=not config.batch_norm)]
             return [conv(1, w, 5), nn.MaxPool2d(2)]
 
+        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
         self.normalize = Normalize()
         self.features = nn.Sequential(
             *stem(),
@@ -183,7 +225,8 @@ class CompactCNN(nn.Module):
         self.classifier = linear_head(4 * w, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)  # (N, 1, 28, 28)
+        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.normalize(x)
         x = self.features(x)  # (N, 4w, 3, 3)
         return self.classifier(x)  # (N, classes)
 
@@ -194,6 +237,7 @@ class StackedCNN(nn.Module):
         w, k, bn = config.width, config.kernel, config.batch_norm
         same = k // 2  # padding that keeps the map's size
 
+        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
         self.normalize = Normalize()
         self.features = nn.Sequential(
             *conv_bn_relu(1, w, bn, k),  # unpadded: the normalisation folds into it on export
@@ -208,7 +252,8 @@ class StackedCNN(nn.Module):
         self.classifier = linear_head(4 * w, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)  # (N, 1, 28, 28)
+        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.normalize(x)
         x = self.features(x)  # (N, 4w, 3, 3) with either kernel
         return self.classifier(x)  # (N, classes)
 
@@ -225,12 +270,14 @@ class DeepCNN(nn.Module):
         channels = [1] + [w + i * step for i in range(layers)]
         pairs = zip(channels, channels[1:])
         convs = [m for c_in, c_out in pairs for m in conv_bn_relu(c_in, c_out, config.batch_norm, kernel=k)]
+        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
         self.normalize = Normalize()
         self.features = nn.Sequential(*convs)
         self.classifier = linear_head(channels[-1], config, side=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalize(x)  # (N, 1, 28, 28)
+        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.normalize(x)
         x = self.features(x)  # (N, 5.5w or 5w, 8, 8): unpadded convolutions, no pooling
         return self.classifier(x)  # (N, classes)
 

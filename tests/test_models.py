@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from digitlab.config import ModelConfig
 from digitlab.errors import DigitlabError
-from digitlab.models import build_model, summary
+from digitlab.models import InkWidth, build_model, summary
 
 ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8, 3, "pool"),
          ("compact", 32, 3, "pool"), ("compact", 16, 3, "stride"), ("vgg", 8, 3, "pool"), ("vgg", 24, 3, "pool"),
@@ -18,11 +18,12 @@ ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8
 
 
 @pytest.mark.parametrize(
-    "arch, width, kernel, stem, batch_norm, dropout",
-    [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5])],
+    "arch, width, kernel, stem, batch_norm, dropout, ink_width",
+    [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5], [0, 12])],
 )
-def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel, stem, batch_norm, dropout):
-    config = ModelConfig(arch=arch, width=width, kernel=kernel, stem=stem, batch_norm=batch_norm, dropout=dropout)
+def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel, stem, batch_norm, dropout, ink_width):
+    config = ModelConfig(arch=arch, width=width, kernel=kernel, stem=stem, batch_norm=batch_norm, dropout=dropout,
+                         ink_width=ink_width)  # fmt: skip
     model = build_model(config)
     x = torch.randint(0, 256, (4, 1, 28, 28)).float()
     out = model(x)
@@ -32,6 +33,7 @@ def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel,
     kinds = {type(m) for m in model.modules()}
     assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == (batch_norm and arch == "reference")
     assert (nn.Dropout in kinds) == (dropout > 0)
+    assert (InkWidth in kinds) == (ink_width > 0)
     model.eval()
     assert torch.equal(model(x), model(x))  # eval mode is deterministic whatever the switches
 
@@ -107,10 +109,73 @@ def test_input_is_raw_pixels():
     assert torch.isfinite(model(x)).all()
 
 
+def ink_box(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(width, centre) in pixels of each image's ink columns, ink being above half the image's brightest pixel."""
+    ink = (images > images.amax(dim=(1, 2, 3), keepdim=True) / 2).any(dim=2).squeeze(1)  # (N, 28)
+    columns = torch.arange(28)
+    left = torch.where(ink, columns, 28).amin(1)
+    right = torch.where(ink, columns, -1).amax(1)
+    return right - left + 1, (left + right + 1) / 2
+
+
+@pytest.mark.parametrize("pixels", [10, 14, 20])
+def test_ink_width_stretches_every_digit_to_the_same_width_and_keeps_its_rows(pixels, mnist_test):
+    images = torch.from_numpy(mnist_test[0][:500]).float().reshape(-1, 1, 28, 28)
+    out = InkWidth(pixels)(images)
+    width, centre = ink_box(out)
+    width_before, centre_before = ink_box(images)
+    assert (width_before - pixels).abs().float().mean() > 2  # MNIST's digits differ in width ...
+    assert ((width - pixels).abs() <= 1).float().mean() > 0.9  # ... and afterwards nearly all are `pixels` wide
+    assert (width - pixels).float().mean().abs() < 0.5
+    assert ((centre - centre_before).abs() <= 1).float().mean() > 0.9  # in place: the box keeps its centre
+    rows, rows_before = out.sum(dim=3) > 0, images.sum(dim=3) > 0  # (N, 1, 28): only x is resampled
+    assert (rows == rows_before).float().mean() > 0.99
+    assert out.min() >= 0 and out.max() <= 255 + 1e-3  # bilinear: a blend of pixels, nothing brighter
+
+
+def test_ink_width_measures_the_ink_whatever_the_paper_and_leaves_blank_images_alone():
+    digit = torch.zeros(1, 1, 28, 28)
+    digit[0, 0, 6:22, 12:16] = 200.0  # a bar 4 pixels wide, columns 12-15
+    paper = digit * 0.5 + 100  # fainter ink on grey paper: the same box
+    for image in (digit, paper):
+        out = InkWidth(16)(image)
+        row = out[0, 0, 14] > (out.amin() + out.amax()) / 2
+        assert row.sum() == 16 and row.nonzero().min() == 6  # 16 wide around the same centre (column 14)
+        assert torch.allclose(out[0, 0, :6], image[0, 0, :6])  # rows without ink are resampled paper
+    wide = torch.full((1, 1, 28, 28), 100.0)
+    wide[0, 0, 6:22, 2:26] = 200.0  # 24 wide on grey paper: squeezed to 8, it samples 3x beyond the image's edges
+    squeezed = InkWidth(8)(wide)
+    assert (squeezed[0, 0, 14] > 150).sum() == 8 and squeezed[0, 0, 14].min() > 99  # outside is paper, not black
+    blank = torch.zeros(3, 1, 28, 28)
+    assert torch.equal(InkWidth(12)(blank), blank)
+    same = torch.zeros(1, 1, 28, 28)
+    same[0, 0, 5:20, 8:20] = 255.0  # already 12 wide: resampled at scale 1, pixel for pixel
+    assert torch.allclose(InkWidth(12)(same), same)
+
+
+def test_a_model_with_ink_width_exports_to_onnx_with_the_same_probabilities(tmp_path, mnist_test):
+    pytest.importorskip("onnxruntime")
+    from digitlab.checkpoint import save_checkpoint
+    from digitlab.config import RunConfig
+    from digitlab.export import onnx_graph, onnx_session, run_onnx
+
+    torch.manual_seed(0)
+    config = RunConfig(model=ModelConfig(arch="vgg", width=8, ink_width=12, dropout=0))
+    model = build_model(config.model).eval()
+    save_checkpoint(tmp_path / "model.safetensors", model, config)
+    (tmp_path / "model.onnx").write_bytes(onnx_graph(tmp_path / "model.safetensors")[0])
+    images = mnist_test[0][:300].reshape(-1, 1, 28, 28).astype("float32")
+    onnx_probs = run_onnx(onnx_session(tmp_path / "model.onnx"), images)
+    with torch.no_grad():
+        torch_probs = torch.softmax(model(torch.from_numpy(images)), 1).numpy()
+    assert abs(onnx_probs - torch_probs).max() < 1e-4
+
+
 def test_bad_configs_are_rejected():
     from digitlab.errors import DigitlabError
 
-    for kwargs in ({"dropout": 1.0}, {"dropout": -0.1}, {"arch": "resnet"}, {"num_classes": 1}, {"width": 0}):
+    for kwargs in ({"dropout": 1.0}, {"dropout": -0.1}, {"arch": "resnet"}, {"num_classes": 1}, {"width": 0},
+                   {"ink_width": 3}, {"ink_width": 29}, {"ink_width": -1}):  # fmt: skip
         with pytest.raises(DigitlabError):
             ModelConfig(**kwargs)
 
