@@ -159,12 +159,20 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
     from .ensemble import assemble_ensemble, train_ensemble
 
     if args.assemble:
-        if args.recipe != "reference" or flag_config(args) != recipe("reference") or args.ray or args.jobs:
+        if (
+            args.recipe != "reference"
+            or flag_config(args) != recipe("reference")
+            or args.ray
+            or args.jobs
+            or args.ink_widths
+        ):
             raise DigitlabError("ensemble --from assembles finished runs: training flags and --recipe do not apply")
         assemble_ensemble(args.assemble, args.out, args.tta, args.force)
         return
 
-    train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs, args.force, ray_options(args))
+    ink_widths = tuple(args.ink_widths or ())
+    train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs, args.force, ray_options(args),
+                   ink_widths=ink_widths)  # fmt: skip
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

@@ -38,9 +38,15 @@ from .tracking import close_parent, open_parent
 from .train import train
 
 
-def member_config(base: RunConfig, index: int) -> RunConfig:
+def member_config(base: RunConfig, index: int, ink_widths: tuple[int, ...] = ()) -> RunConfig:
+    """Member `index`: the base's seed + index on the base's validation split; with `ink_widths`, the index-th
+    width, cycling (0: the digits as written), so that members see the digits differently (Ciresan et al. 2012's
+    columns: models.InkWidth)."""
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.train.seed
-    return override(base, {"train.seed": base.train.seed + index, "data.split_seed": split_seed})
+    changes = {"train.seed": base.train.seed + index, "data.split_seed": split_seed}
+    if ink_widths:
+        changes["model.ink_width"] = ink_widths[index % len(ink_widths)]
+    return override(base, changes)
 
 
 def train_member(config: RunConfig, run_dir: Path, force: bool = False) -> str:
@@ -107,6 +113,7 @@ def train_ensemble(
     force: bool = False,
     ray: RayOptions | None = None,
     log=print,
+    ink_widths: tuple[int, ...] = (),
 ) -> dict:
     """Train (or reuse, or resume) each member, `jobs` at a time, then measure members and the ensemble.
 
@@ -116,6 +123,8 @@ def train_ensemble(
     is refused at once (runs.claim_run), not after an hour."""
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
+    for width in ink_widths:  # a bad width is refused before any folder is made
+        override(base, {"model.ink_width": width})
     cuda_count = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
     jobs = (cuda_count if cuda_count > 1 else 1) if jobs is None else jobs
     if jobs < 1:
@@ -123,7 +132,7 @@ def train_ensemble(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parent = open_parent(base.train.log, out, to_dict(base), base.train.log_uri)  # MLflow: members nest under it
-    configs = {out / f"member-{i}": member_config(override(base, {"train.log_parent": parent}), i)
+    configs = {out / f"member-{i}": member_config(override(base, {"train.log_parent": parent}), i, ink_widths)
                for i in range(members)}  # fmt: skip
     states = {run_dir: claim_run(run_dir, to_dict(config), force) for run_dir, config in configs.items()}
     work = {run_dir: configs[run_dir] for run_dir, state in states.items() if state != "finished"}
@@ -134,7 +143,8 @@ def train_ensemble(
     elif jobs == 1 or len(work) <= 1:
         with console.bar(f"ensemble {out.name}", len(work), "members") as total:
             for run_dir, config in work.items():
-                log(f"[{run_dir.name}] seed {config.train.seed}: {states[run_dir]}, training")
+                ink = f", ink width {config.model.ink_width}" if ink_widths else ""
+                log(f"[{run_dir.name}] seed {config.train.seed}{ink}: {states[run_dir]}, training")
                 train_member(config, run_dir)
                 total.update(advance=1)
     else:

@@ -232,6 +232,9 @@ def add_ensemble_command(sub) -> None:
     ensemble.add_argument("--members", type=int, default=5, help="members to train (default: 5)")
     ensemble.add_argument("--from", dest="assemble", nargs="+", metavar="RUN_DIR", help="no training: an ensemble "
                           "of these finished runs (any recipes, one validation split), copied into --out")  # fmt: skip
+    ensemble.add_argument("--ink-widths", type=int, nargs="+", metavar="PIXELS", help="member i sees the digits "
+                          "with their ink stretched to the i-th of these widths, cycling (0: as written); e.g. 0 10 "
+                          "12 14 16 18 20, Ciresan et al.'s committee: members whose errors differ")  # fmt: skip
     ensemble.add_argument(
         "--tta",
         action="store_true",

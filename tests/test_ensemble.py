@@ -275,3 +275,24 @@ def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
     assert not (runs[0] / "calibration.json").exists()
     r = run_cli("evaluate", str(tmp_path / "final"), "--data", str(tmp_path / "digits.npz"), "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["accuracy"] > 0.5, r.stderr
+
+
+def test_members_cycle_over_ink_widths_and_each_keeps_its_own(tmp_path, data_dir):
+    """--ink-widths gives member i the i-th width, cycling: each member folder records its width and its model
+    resamples what it is given, so evaluate, export and serve see what it trained on; --from refuses the flag."""
+    out = tmp_path / "ink"
+    r = run_cli("ensemble", *ENSEMBLE[:2], "--members", "3", "--train-size", "1000", "--val-size", "300", "--epochs",
+                "1", "--ink-widths", "0", "12", "--out", str(out), "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "seed 1, ink width 12: new, training" in r.stdout and "ensemble of 3: validation" in r.stdout
+    widths = [json.loads((out / f"member-{i}" / "config.json").read_text())["config"]["model"]["ink_width"]
+              for i in range(3)]  # fmt: skip
+    assert widths == [0, 12, 0]
+    r = run_cli("summary", str(out / "member-1"))
+    assert r.returncode == 0 and "ink_width (InkWidth)" in r.stdout
+    r = run_cli("ensemble", "--from", str(out / "member-0"), str(out / "member-1"), "--ink-widths", "10",
+                "--out", str(tmp_path / "refused"))  # fmt: skip
+    assert r.returncode == 2 and "training flags" in r.stderr and not (tmp_path / "refused").exists()
+    r = run_cli("ensemble", *ENSEMBLE[:2], "--members", "1", "--ink-widths", "3", "--out", str(tmp_path / "bad"))
+    assert r.returncode == 2 and "ink width 3 must be 0 (off) or in [4, 28]" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "bad").exists()
