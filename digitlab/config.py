@@ -245,7 +245,8 @@ def _best() -> RunConfig:
         # validation 99.65 % vs 99.65 %, 3 seeds), so the seed's CNN stays. 2026-12-06 (docs/results-2026-12-06b):
         # final models of the deep CNN (arch deep, width 32, 14 epochs, bf16 on AMX) reached 99.727 % over six seeds,
         # below the 99.75 % its plan required to replace this; it stays an option (`--arch deep`). Its 5x5 variant
-        # (`--kernel 5`, 22 epochs in the same budget; docs/results-2026-12-06c): 99.702 % over six seeds, no better
+        # (`--kernel 5`, 22 epochs in the same budget; docs/results-2026-12-06c): 99.702 % over six seeds, no better;
+        # with its digits' ink resampled to widths 10-20 (`--ink-width`, docs/results-2026-12-06d): 99.637 %, worse.
         train=TrainConfig(epochs=24, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1),
     )
 
