@@ -124,11 +124,16 @@ class InkWidth(nn.Module):
         # grid_sample's coordinates (align_corners=False): -1 and 1 are the image's outer edges.
         scale = (box / self.pixels).reshape(n, 1, 1)  # input pixels per output pixel
         centre = (centre * 2 / width - 1).reshape(n, 1, 1)
-        xs = (torch.arange(width, device=x.device, dtype=x.dtype) + 0.5) * 2 / width - 1  # (W,)
+        xs = (columns + 0.5) * 2 / width - 1  # (W,) output pixel centres
         ys = (torch.arange(height, device=x.device, dtype=x.dtype) + 0.5) * 2 / height - 1  # (H,)
         grid_x = centre + (xs.reshape(1, 1, width) - centre) * scale  # (N, 1, W)
         grid = torch.stack([grid_x.expand(n, height, width), ys.reshape(1, height, 1).expand(n, height, width)], -1)
         return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def ink_width_layer(config: ModelConfig) -> nn.Module:
+    """Every model's first layer: `InkWidth` when the config sets a width, else nothing (`nn.Identity()`)."""
+    return InkWidth(config.ink_width) if config.ink_width else nn.Identity()
 
 
 def conv_relu(c_in: int, c_out: int) -> nn.Sequential:
@@ -152,7 +157,7 @@ class ReferenceCNN(nn.Module):
         def bn1d(n):
             return nn.BatchNorm1d(n) if config.batch_norm else nn.Identity()
 
-        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
+        self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(
             conv_relu(1, 32),
@@ -208,7 +213,7 @@ class CompactCNN(nn.Module):
                 return [nn.Conv2d(1, w, kernel_size=5, stride=2, bias=not config.batch_norm)]
             return [conv(1, w, 5), nn.MaxPool2d(2)]
 
-        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
+        self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(
             *stem(),
@@ -237,7 +242,7 @@ class StackedCNN(nn.Module):
         w, k, bn = config.width, config.kernel, config.batch_norm
         same = k // 2  # padding that keeps the map's size
 
-        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
+        self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(
             *conv_bn_relu(1, w, bn, k),  # unpadded: the normalisation folds into it on export
@@ -270,7 +275,7 @@ class DeepCNN(nn.Module):
         channels = [1] + [w + i * step for i in range(layers)]
         pairs = zip(channels, channels[1:])
         convs = [m for c_in, c_out in pairs for m in conv_bn_relu(c_in, c_out, config.batch_norm, kernel=k)]
-        self.ink_width = InkWidth(config.ink_width) if config.ink_width else nn.Identity()
+        self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(*convs)
         self.classifier = linear_head(channels[-1], config, side=8)
