@@ -100,12 +100,19 @@ def check_recorded_source(data: DataConfig, source: str | None, run: str | Path,
                             "(paths stored in a checkpoint are not opened by themselves)")  # fmt: skip
 
 
+def split_indices(config: DataConfig, labels: torch.Tensor, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, validation) into the training source whose labels are `labels`: the split a run of `config`
+    and training seed `seed` draws (its split seed when it has one)."""
+    seed = seed if config.split_seed is None else config.split_seed
+    val_size = auto_val_size(labels) if config.val_size is None else config.val_size
+    return stratified_split(labels, val_size, seed)
+
+
 def load_train_val(config: DataConfig, seed: int) -> tuple[Digits, Digits]:
     """The training data split into (train, validation), then train optionally sub-sampled; both stratified."""
     seed = seed if config.split_seed is None else config.split_seed
     full = load_source(config.source, "train", config.data_dir)
-    val_size = auto_val_size(full.labels) if config.val_size is None else config.val_size
-    rest, val_index = stratified_split(full.labels, val_size, seed)
+    rest, val_index = split_indices(config, full.labels, seed)
     train = full.subset(rest, f"{full.name} (train)")
     if config.train_size is not None and config.train_size < len(train):
         _, keep = stratified_split(train.labels, config.train_size, seed + 1)

@@ -1,12 +1,17 @@
-"""Ensembles: K members trained with different seeds on one shared validation split, probabilities averaged, and
-optional test-time augmentation (the average over fixed one-pixel shifts, and their mirrors for members trained on
-mirrored images: augment.tta_views).
+"""Ensembles: K members trained with different seeds on one shared validation split (or each on its own),
+probabilities averaged, and optional test-time augmentation (the average over fixed one-pixel shifts, and their
+mirrors for members trained on mirrored images: augment.tta_views).
 
 An ensemble folder holds `ensemble.json` (members, TTA switch, metrics) and one ordinary run folder per member, so
 each member can be evaluated, reported or resumed on its own; `digitlab evaluate` and `predict` accept the folder.
 Members share the validation split (data.split_seed), so the ensemble's validation accuracy is measured on images no
 member trained on; the test set is evaluated once, at the end. Members train one after another, or `jobs` at a time
 in worker processes (CPU cores shared out, or one CUDA device each).
+
+`member_splits`: member i holds out its own validation split (split seed + i), so each trains on other images, as
+the honest Kaggle committees train each CNN on a fresh random split. No image is then held out by every member: the
+ensemble's validation accuracy is out of bag (Breiman 1996): each image held out by some member, scored by the
+average of those members alone.
 
 `assemble_ensemble` makes an ensemble of runs trained apart — other recipes, architectures or augmentation, the
 members that differ where averaging gains — after checking that they share one validation split; each is copied in.
@@ -29,7 +34,7 @@ from .augment import mirrored_in_training, tta_views
 from .checkpoint import checkpoint_config, load_checkpoint
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
-from .data import load_test, load_train_val
+from .data import load_source, load_test, split_indices
 from .engines import EnsembleEngine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
@@ -38,12 +43,14 @@ from .tracking import close_parent, open_parent
 from .train import train
 
 
-def member_config(base: RunConfig, index: int, ink_widths: tuple[int, ...] = ()) -> RunConfig:
-    """Member `index`: the base's seed + index on the base's validation split; with `ink_widths`, the index-th
-    width, cycling (0: the digits as written), so that members see the digits differently (Ciresan et al. 2012's
-    columns: models.InkWidth)."""
+def member_config(
+    base: RunConfig, index: int, ink_widths: tuple[int, ...] = (), member_splits: bool = False
+) -> RunConfig:
+    """Member `index`: the base's seed + index on the base's validation split (with `member_splits`, on its own:
+    split seed + index); with `ink_widths`, the index-th width, cycling (0: the digits as written), so that members
+    see the digits differently (Ciresan et al. 2012's columns: models.InkWidth)."""
     split_seed = base.data.split_seed if base.data.split_seed is not None else base.train.seed
-    changes = {"train.seed": base.train.seed + index, "data.split_seed": split_seed}
+    changes = {"train.seed": base.train.seed + index, "data.split_seed": split_seed + (index if member_splits else 0)}
     if ink_widths:
         changes["model.ink_width"] = ink_widths[index % len(ink_widths)]
     return override(base, changes)
@@ -114,6 +121,7 @@ def train_ensemble(
     ray: RayOptions | None = None,
     log=print,
     ink_widths: tuple[int, ...] = (),
+    member_splits: bool = False,
 ) -> dict:
     """Train (or reuse, or resume) each member, `jobs` at a time, then measure members and the ensemble.
 
@@ -123,6 +131,9 @@ def train_ensemble(
     is refused at once (runs.claim_run), not after an hour."""
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
+    if member_splits and base.data.val_size == 0:
+        raise DigitlabError("--member-splits gives each member its own validation split: it needs one (--val-size N, "
+                            "N > 0); with --val-size 0 every member trains on all the images")  # fmt: skip
     for width in ink_widths:  # a bad width is refused before any folder is made
         override(base, {"model.ink_width": width})
     cuda_count = torch.cuda.device_count() if base.train.device in ("auto", "cuda") else 0
@@ -132,8 +143,8 @@ def train_ensemble(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parent = open_parent(base.train.log, out, to_dict(base), base.train.log_uri)  # MLflow: members nest under it
-    configs = {out / f"member-{i}": member_config(override(base, {"train.log_parent": parent}), i, ink_widths)
-               for i in range(members)}  # fmt: skip
+    configs = {out / f"member-{i}": member_config(override(base, {"train.log_parent": parent}), i, ink_widths,
+                                                  member_splits) for i in range(members)}  # fmt: skip
     states = {run_dir: claim_run(run_dir, to_dict(config), force) for run_dir, config in configs.items()}
     work = {run_dir: configs[run_dir] for run_dir, state in states.items() if state != "finished"}
     for run_dir in configs.keys() - work.keys():
@@ -150,23 +161,29 @@ def train_ensemble(
     else:
         train_in_processes(work, jobs, cuda_count, log)
     close_parent(base.train.log, parent, base.train.log_uri)
-    return measure_and_record(out, base, [run_dir.name for run_dir in configs], tta, log)
+    extra = {"member_splits": True} if member_splits else None
+    return measure_and_record(out, base, [run_dir.name for run_dir in configs], tta, log, extra)
 
 
-def split_of(config: RunConfig) -> dict:
+def split_of(config: RunConfig, member_splits: bool = False) -> dict:
     """What decides a run's validation split (data.load_train_val): runs that agree on it all held out the same
-    validation images."""
+    validation images; with `member_splits`, its kind (source and sizes), each run drawing its own."""
     data = config.data
     seed = data.split_seed if data.split_seed is not None else config.train.seed
     if data.val_size == 0 and data.train_size is None:
         seed = None  # every image is trained on, whatever the seed: final models of any seeds may be ensembled
+    if member_splits:
+        seed = None  # each draws its own split: only its kind must agree
     return {"source": data.source, "val_size": data.val_size, "train_size": data.train_size, "split_seed": seed}
 
 
-def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: bool = False, log=print) -> dict:
+def assemble_ensemble(
+    runs: list, out: str | Path, tta: bool = False, force: bool = False, log=print, member_splits: bool = False
+) -> dict:
     """An ensemble of finished runs trained apart, each copied into `out` as member-i, then measured as any other.
     They must share one validation split: otherwise the ensemble's validation figure would count images that some
-    member trained on, and `distill` would hand the student a teacher that saw its validation images."""
+    member trained on, and `distill` would hand the student a teacher that saw its validation images. With
+    `member_splits` their split seeds may differ (all else the same), and the validation figure is out of bag."""
     runs = [Path(run) for run in runs]
     if len(runs) < 2:
         raise DigitlabError("ensemble --from: give at least two run folders")
@@ -175,19 +192,23 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
         if not (run / METRICS).is_file() or not (run / MODEL).is_file():
             raise DigitlabError(f"{run}: not a finished run folder (expected {MODEL} and {METRICS})")
         configs.append(load_checkpoint(run / MODEL)[1])
-    splits = [split_of(config) for config in configs]
+    splits = [split_of(config, member_splits) for config in configs]
+    if member_splits and splits[0]["val_size"] == 0:
+        raise DigitlabError(f"{runs[0]}: trained without a validation split (--val-size 0); --member-splits "
+                            "assembles runs that each held out their own")  # fmt: skip
     for run, split in zip(runs[1:], splits[1:]):
         if split != splits[0]:
             changed = ", ".join(
                 f"{key} {splits[0][key]} -> {split[key]}" for key in split if split[key] != splits[0][key]
             )
-            if split["split_seed"] is None and splits[0]["split_seed"] is None:  # both final models: the data differ
+            both_final = split["split_seed"] is None and splits[0]["split_seed"] is None and not member_splits
+            if both_final:  # the data differ
                 raise DigitlabError(f"{run}: trained on other data than {runs[0]} ({changed}); final models "
                                     "(--val-size 0) of any seeds make an ensemble, of one data set (the same "
                                     "--data)")  # fmt: skip
             raise DigitlabError(f"{run}: another validation split than {runs[0]}'s ({changed}); an ensemble's members "
                                 "must share one (train them with the same --data, --val-size, --train-size and "
-                                "--split-seed)")  # fmt: skip
+                                "--split-seed), or differ only in --split-seed with --member-splits")  # fmt: skip
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -201,7 +222,8 @@ def assemble_ensemble(runs: list, out: str | Path, tta: bool = False, force: boo
         shutil.copytree(run, partial)
         partial.rename(out / name)
         log(f"[{name}] {run}")
-    return measure_and_record(out, configs[0], names, tta, log, {"assembled_from": [str(run) for run in runs]})
+    extra = {"assembled_from": [str(run) for run in runs], **({"member_splits": True} if member_splits else {})}
+    return measure_and_record(out, configs[0], names, tta, log, extra)
 
 
 def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, log, extra=None) -> dict:
@@ -215,8 +237,10 @@ def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, 
             f"  {m['name']}: validation {percent(m['val_accuracy'])}, test {percent(m['test_accuracy'])} "
             f"(with TTA: {percent(m['val_accuracy_tta'])}, {percent(m['test_accuracy_tta'])})"
         )
+    bagged = result.get("val_out_of_bag_images")  # members with their own splits: each image by those holding it out
+    bag = f" (out of bag, {bagged:,} images)" if bagged else ""
     log(
-        f"ensemble of {len(names)}: validation {percent(result['val_accuracy'])}, test "
+        f"ensemble of {len(names)}: validation {percent(result['val_accuracy'])}{bag}, test "
         f"{percent(result['test_accuracy'])}; with TTA: {percent(result['val_accuracy_tta'])}, "
         f"{percent(result['test_accuracy_tta'])}"
         f"{' (TTA is on for predict and serve)' if tta else ''}\n"
@@ -228,35 +252,62 @@ def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, 
 
 def measure(folder: Path, config: RunConfig) -> dict:
     """Each member's and the ensemble's validation and test accuracy, without TTA (`test_accuracy`) and with it
-    (`test_accuracy_tta`), whatever the manifest's switch (which only says what predict and serve do)."""
+    (`test_accuracy_tta`), whatever the manifest's switch (which only says what predict and serve do). Members
+    with their own splits are each validated on their own, the ensemble out of bag (`out_of_bag`)."""
     ensemble = EnsembleEngine(folder, engine="torch", tta=False)
-    _, val = load_train_val(config.data, config.train.seed)
-    splits = {"val": val, "test": load_test(config.data)}
-    names = read_manifest(folder)["members"]
+    manifest = read_manifest(folder)
+    names, member_splits = manifest["members"], manifest.get("member_splits", False)
+    member_configs = [checkpoint_config(model_path(folder / name)) for name in names]
+    # digits[split][member]: the images each member is measured on (the same for all, unless their splits differ)
+    full = load_source(config.data.source, "train", config.data.data_dir)
+    split_configs = member_configs if member_splits else [config] * len(names)
+    indices = [split_indices(c.data, full.labels, c.train.seed)[1] for c in split_configs]
+    digits = {"val": [full.subset(index) for index in indices], "test": [load_test(config.data)] * len(names)}
     # probabilities[split][member][view]: each computed once, then averaged in every combination reported. A member
     # trained on mirrored images also gets the mirrored views (as its TTAEngine does in predict and serve)
-    mirrors = [mirrored_in_training(checkpoint_config(model_path(folder / name)).augment) for name in names]
-    views = {(split, mirror): tta_views(digits.images, mirror) if digits is not None and len(digits) else [None]
-             for split, digits in splits.items() for mirror in set(mirrors)}  # fmt: skip
+    mirrors = [mirrored_in_training(c.augment) for c in member_configs]
     probabilities = {
-        split: [[view_probabilities(member, view) for view in views[split, mirror]]
-                for member, mirror in zip(ensemble.members, mirrors)]
-        for split in splits
+        split: [[view_probabilities(member, view) for view in member_views(sets[m], mirrors[m])]
+                for m, member in enumerate(ensemble.members)]
+        for split, sets in digits.items()
     }  # fmt: skip
     result = {"members": [{"name": name} for name in names]}
-    for split, digits in splits.items():
+    for split in digits:
         for tta, suffix in ((False, ""), (True, "_tta")):
 
-            def averaged(members, tta=tta, split=split):
+            def averaged(members, tta=tta):
                 return average([p if tta else p[:1] for p in members])
 
-            for index, row in enumerate(result["members"]):
-                row[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split][index : index + 1]), digits)
-            result[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split]), digits)
+            for m, row in enumerate(result["members"]):
+                row[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split][m : m + 1]), digits[split][m])
+            if split == "val" and member_splits:
+                result[f"val_accuracy{suffix}"], result["val_out_of_bag_images"] = out_of_bag(
+                    [averaged([p]) for p in probabilities["val"]], indices, full
+                )
+            else:
+                result[f"{split}_accuracy{suffix}"] = accuracy(averaged(probabilities[split]), digits[split][0])
             members_mean = float(np.mean([row[f"{split}_accuracy{suffix}"] for row in result["members"]]))
             result[f"{split}_members_mean{suffix}"] = members_mean  # what the ensemble's gain is measured against
             result[f"{split}_gain{suffix}"] = result[f"{split}_accuracy{suffix}"] - members_mean
     return result
+
+
+def member_views(digits, mirror: bool) -> list[torch.Tensor | None]:
+    """A member's test-time views of `digits` ([None] for an empty split: final models have no validation)."""
+    return tta_views(digits.images, mirror) if digits is not None and len(digits) else [None]
+
+
+def out_of_bag(probabilities: list[np.ndarray | None], indices: list[np.ndarray], full) -> tuple[float, int]:
+    """The accuracy over the images some member held out, each scored by the mean probabilities of the members that
+    held it out (the others trained on it), and how many images that is."""
+    total = np.zeros((len(full), probabilities[0].shape[1]), dtype=np.float64)
+    count = np.zeros(len(full), dtype=np.int64)
+    for p, index in zip(probabilities, indices):
+        total[index] += p
+        count[index] += 1
+    scored = np.flatnonzero(count)
+    mean = (total[scored] / count[scored, None]).astype(np.float32)
+    return accuracy(mean, full.subset(scored)), len(scored)
 
 
 def view_probabilities(member, view: torch.Tensor | None) -> np.ndarray | None:

@@ -235,6 +235,9 @@ def add_ensemble_command(sub) -> None:
     ensemble.add_argument("--ink-widths", type=int, nargs="+", metavar="PIXELS", help="member i sees the digits "
                           "with their ink stretched to the i-th of these widths, cycling (0: as written); e.g. 0 10 "
                           "12 14 16 18 20, Ciresan et al.'s committee: members whose errors differ")  # fmt: skip
+    ensemble.add_argument("--member-splits", action="store_true", help="member i holds out its own validation split "
+                          "(split seed + i), so each trains on other images; the ensemble's validation accuracy is "
+                          "then out of bag. With --from: runs that differ only in --split-seed")  # fmt: skip
     ensemble.add_argument(
         "--tta",
         action="store_true",

@@ -296,3 +296,51 @@ def test_members_cycle_over_ink_widths_and_each_keeps_its_own(tmp_path, data_dir
     r = run_cli("ensemble", *ENSEMBLE[:2], "--members", "1", "--ink-widths", "3", "--out", str(tmp_path / "bad"))
     assert r.returncode == 2 and "ink width 3 must be 0 (off) or in [4, 28]" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_members_with_their_own_splits_are_validated_out_of_bag(tmp_path, data_dir, mnist_dir):
+    """--member-splits: member i holds out split seed + i, so members train on different images; each is validated
+    on its own split and the ensemble out of bag, recomputed here from the split function and each member's own
+    probabilities. A member trained apart with the same settings is reused; what would count training images as
+    validation (evaluate --split val, a validated student, --from without the flag) is refused."""
+    from digitlab.data import stratified_split
+    from digitlab.formats import read_idx_pair
+
+    out = tmp_path / "bag"
+    common = [*ENSEMBLE[:2], "--train-size", "1000", "--val-size", "300", "--epochs", "1", "--data-dir", str(data_dir)]
+    r = run_cli("train", *common, "--seed", "4", "--split-seed", "4", "--out", str(out / "member-0"))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("ensemble", *common, "--members", "3", "--seed", "4", "--member-splits", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "[member-0] reusing" in r.stdout and "validation" in r.stdout and "(out of bag, " in r.stdout
+    configs = [json.loads((out / f"member-{i}" / "config.json").read_text())["config"] for i in range(3)]
+    assert [(c["train"]["seed"], c["data"]["split_seed"]) for c in configs] == [(4, 4), (5, 5), (6, 6)]
+    manifest = strict_json(out / "ensemble.json")
+    metrics = manifest["metrics"]
+    assert manifest["member_splits"] is True
+    for i, row in enumerate(metrics["members"]):  # each on its own split: what its own training measured
+        own = json.loads((out / f"member-{i}" / "metrics.json").read_text())["val_accuracy"]
+        assert row["val_accuracy"] == pytest.approx(own, abs=1e-6)
+    images, labels = read_idx_pair(mnist_dir / "train-images-idx3-ubyte", mnist_dir / "train-labels-idx1-ubyte")
+    total, count = np.zeros((len(labels), 10)), np.zeros(len(labels))
+    for i, seed in enumerate((4, 5, 6)):
+        _, held = stratified_split(torch.from_numpy(labels.astype(np.int64)), 300, seed)
+        engine = TorchEngine(out / f"member-{i}" / "model.safetensors")
+        total[held] += engine.predict_proba(torch.from_numpy(images[held]).unsqueeze(1))
+        count[held] += 1
+    scored = count > 0
+    expected = ((total[scored] / count[scored, None]).argmax(1) == labels[scored]).mean()
+    assert metrics["val_out_of_bag_images"] == scored.sum() > 300  # the splits differ
+    assert metrics["val_accuracy"] == pytest.approx(expected, abs=1e-6) and 0.5 < expected <= 1
+    r = run_cli("evaluate", str(out), "--split", "val")
+    assert r.returncode == 2 and "out-of-bag" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("distill", str(out), "--epochs", "1", "--out", str(tmp_path / "student"))
+    assert r.returncode == 2 and "--val-size 0" in r.stderr and not (tmp_path / "student").exists()
+    members = [str(out / "member-0"), str(out / "member-1")]
+    r = run_cli("ensemble", "--from", *members, "--out", str(tmp_path / "refused"))
+    assert r.returncode == 2 and "--member-splits" in r.stderr and not (tmp_path / "refused").exists()
+    r = run_cli("ensemble", "--from", *members, "--member-splits", "--out", str(tmp_path / "assembled"))
+    assert r.returncode == 0 and "(out of bag, " in r.stdout, r.stderr
+    r = run_cli("ensemble", *common, "--val-size", "0", "--member-splits", "--out", str(tmp_path / "final"))
+    assert r.returncode == 2 and "--val-size" in r.stderr and not (tmp_path / "final").exists()
