@@ -247,6 +247,7 @@ def _best() -> RunConfig:
         # below the 99.75 % its plan required to replace this; it stays an option (`--arch deep`). Its 5x5 variant
         # (`--kernel 5`, 22 epochs in the same budget; docs/results-2026-12-06c): 99.702 % over six seeds, no better;
         # with its digits' ink resampled to widths 10-20 (`--ink-width`, docs/results-2026-12-06d): 99.637 %, worse.
+        # Six M3 members each on its own 80 % (`ensemble --member-splits`, docs/results-2026-12-06e): 99.687 %.
         train=TrainConfig(epochs=24, optimizer="adamw", weight_decay=0.01, label_smoothing=0.1),
     )
 
