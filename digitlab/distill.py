@@ -60,8 +60,8 @@ def student_config(config: RunConfig, teacher: str | Path) -> RunConfig:
     taught = teacher_config(teacher)
     if is_ensemble(teacher) and read_manifest(teacher).get("member_splits") and config.data.val_size != 0:
         raise DigitlabError(f"teacher {teacher}: its members held out different validation splits (--member-splits), "
-                            "so each image was trained on by some member; a student of it is a final model "
-                            "(--val-size 0), validated nowhere")  # fmt: skip
+                            "so a student's validation images would be images some member trained on; train "
+                            "a final student of it (--val-size 0)")  # fmt: skip
     split_seed = taught.train.seed if taught.data.split_seed is None else taught.data.split_seed
     val_size = 0 if config.data.val_size == 0 else taught.data.val_size
     data = dataclasses.replace(taught.data, data_dir=config.data.data_dir, split_seed=split_seed, val_size=val_size)
