@@ -35,7 +35,7 @@ from .config import RunConfig, from_dict
 from .data import load_train_val
 from .engines import load_engine
 from .errors import DataError, DigitlabError
-from .runs import CONFIG, is_ensemble, is_run, read_json, read_manifest, recorded_run
+from .runs import CONFIG, has_member_splits, is_ensemble, is_run, read_json, recorded_run
 from .train import train
 
 CHUNK = 2048  # images per teacher call: the progress bar moves, memory stays small
@@ -58,7 +58,7 @@ def student_config(config: RunConfig, teacher: str | Path) -> RunConfig:
     seed (its training seed when it recorded none); the data cache folder stays the student's. A student asking for
     no validation (val_size 0: the final model of a schedule chosen before) trains on all the teacher's images."""
     taught = teacher_config(teacher)
-    if is_ensemble(teacher) and read_manifest(teacher).get("member_splits") and config.data.val_size != 0:
+    if has_member_splits(teacher) and config.data.val_size != 0:
         raise DigitlabError(f"teacher {teacher}: its members held out different validation splits (--member-splits), "
                             "so a student's validation images would be images some member trained on; train "
                             "a final student of it (--val-size 0)")  # fmt: skip

@@ -260,9 +260,10 @@ def measure(folder: Path, config: RunConfig) -> dict:
     member_configs = [checkpoint_config(model_path(folder / name)) for name in names]
     # digits[split][member]: the images each member is measured on (the same for all, unless their splits differ)
     full = load_source(config.data.source, "train", config.data.data_dir)
-    split_configs = member_configs if member_splits else [config] * len(names)
+    split_configs = member_configs if member_splits else [config]  # a shared split is drawn once
     indices = [split_indices(c.data, full.labels, c.train.seed)[1] for c in split_configs]
-    digits = {"val": [full.subset(index) for index in indices], "test": [load_test(config.data)] * len(names)}
+    val = [full.subset(index) for index in indices]
+    digits = {"val": val if member_splits else val * len(names), "test": [load_test(config.data)] * len(names)}
     # probabilities[split][member][view]: each computed once, then averaged in every combination reported. A member
     # trained on mirrored images also gets the mirrored views (as its TTAEngine does in predict and serve)
     mirrors = [mirrored_in_training(c.augment) for c in member_configs]

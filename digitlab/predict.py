@@ -23,7 +23,7 @@ from .engines import load_engine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits
 from .formats import read_images, write_submission
-from .runs import check_output, is_ensemble, model_path, read_manifest, recorded_run
+from .runs import check_output, has_member_splits, model_path, recorded_run
 
 NOT_A_DIGIT = -1  # the Label written for an image answered "not a digit" (predict --reject-below)
 CHUNK = 4096  # images per engine call: a bar that moves, at no measurable cost (engines batch 256 inside)
@@ -85,7 +85,7 @@ def validation_split(target: str | Path, source: str | None, data_dir: str | Non
     """The validation images a run (an ensemble: its first member, the split all members share) held out of its
     training, rebuilt from its recorded data settings and seed. A run trained on a file needs that file named again
     (`source`): paths recorded in a run folder are not opened by themselves."""
-    if is_ensemble(target) and read_manifest(target).get("member_splits"):
+    if has_member_splits(target):
         raise DigitlabError(f"{target}: its members held out different validation splits (--member-splits): no "
                             "image is held out by all; ensemble.json has its out-of-bag accuracy")  # fmt: skip
     config = checkpoint_config(model_path(recorded_run(target)))

@@ -116,6 +116,12 @@ def read_manifest(folder: Path) -> dict:
     return {**manifest, "members": names, "tta": tta}
 
 
+def has_member_splits(target: str | Path) -> bool:
+    """An ensemble whose members each held out their own validation split (`ensemble --member-splits`): every image
+    may have trained some member, so no split validates the ensemble as a whole."""
+    return is_ensemble(target) and bool(read_manifest(Path(target)).get("member_splits"))
+
+
 def recorded_run(target: str | Path) -> Path:
     """The run whose config speaks for `target`: the run or checkpoint itself, or an ensemble's first member."""
     target = Path(target)
