@@ -167,12 +167,13 @@ def cmd_ensemble(args: argparse.Namespace) -> None:
             or args.ink_widths
         ):
             raise DigitlabError("ensemble --from assembles finished runs: training flags and --recipe do not apply")
-        assemble_ensemble(args.assemble, args.out, args.tta, args.force, member_splits=args.member_splits)
+        assemble_ensemble(args.assemble, args.out, args.tta, args.force, member_splits=args.member_splits,
+                          engine=args.engine)  # fmt: skip
         return
 
     ink_widths = tuple(args.ink_widths or ())
     train_ensemble(train_config(args), args.members, args.out, args.tta, args.jobs, args.force, ray_options(args),
-                   ink_widths=ink_widths, member_splits=args.member_splits)  # fmt: skip
+                   ink_widths=ink_widths, member_splits=args.member_splits, engine=args.engine)  # fmt: skip
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:

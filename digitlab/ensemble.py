@@ -37,7 +37,7 @@ from .config import RunConfig, override, to_dict
 from .data import load_source, load_test, split_indices
 from .engines import EnsembleEngine
 from .errors import DigitlabError
-from .evaluate import metrics_from_logits
+from .evaluate import metrics_from_logits, resolve_device
 from .runs import MANIFEST, METRICS, MODEL, claim_run, model_path, read_manifest, remove_run, write_json
 from .tracking import close_parent, open_parent
 from .train import train
@@ -122,8 +122,10 @@ def train_ensemble(
     log=print,
     ink_widths: tuple[int, ...] = (),
     member_splits: bool = False,
+    engine: str = "auto",
 ) -> dict:
-    """Train (or reuse, or resume) each member, `jobs` at a time, then measure members and the ensemble.
+    """Train (or reuse, or resume) each member, `jobs` at a time, then measure members and the ensemble (with
+    `engine`, on the device the members trained on).
 
     jobs=None: one per CUDA device when there are several, else 1 (on 2 CPU cores, two fast-recipe members took
     42.9 s one after the other with 2 threads and 42.5 s side by side with 1 thread each: no gain to default to).
@@ -162,7 +164,9 @@ def train_ensemble(
         train_in_processes(work, jobs, cuda_count, log)
     close_parent(base.train.log, parent, base.train.log_uri)
     extra = {"member_splits": True} if member_splits else None
-    return measure_and_record(out, base, [run_dir.name for run_dir in configs], tta, log, extra)
+    names = [run_dir.name for run_dir in configs]
+    device = base.train.device if ray is None else "auto"  # Ray's workers may have GPUs this driver lacks
+    return measure_and_record(out, base, names, tta, log, extra, engine, device)
 
 
 def split_of(config: RunConfig, member_splits: bool = False) -> dict:
@@ -178,7 +182,13 @@ def split_of(config: RunConfig, member_splits: bool = False) -> dict:
 
 
 def assemble_ensemble(
-    runs: list, out: str | Path, tta: bool = False, force: bool = False, log=print, member_splits: bool = False
+    runs: list,
+    out: str | Path,
+    tta: bool = False,
+    force: bool = False,
+    log=print,
+    member_splits: bool = False,
+    engine: str = "auto",
 ) -> dict:
     """An ensemble of finished runs trained apart, each copied into `out` as member-i, then measured as any other.
     They must share one validation split: otherwise the ensemble's validation figure would count images that some
@@ -223,14 +233,16 @@ def assemble_ensemble(
         partial.rename(out / name)
         log(f"[{name}] {run}")
     extra = {"assembled_from": [str(run) for run in runs], **({"member_splits": True} if member_splits else {})}
-    return measure_and_record(out, configs[0], names, tta, log, extra)
+    return measure_and_record(out, configs[0], names, tta, log, extra, engine)
 
 
-def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, log, extra=None) -> dict:
-    """Write the manifest, measure members and ensemble (seconds, against minutes of training), report."""
+def measure_and_record(
+    out: Path, base: RunConfig, names: list[str], tta: bool, log, extra=None, engine="auto", device="auto"
+) -> dict:
+    """Write the manifest, measure members and ensemble (minutes for large members on a CPU: `measure`), report."""
     manifest = {"members": names, "tta": tta, "config": to_dict(base), **(extra or {})}
     write_json(out / MANIFEST, manifest)
-    result = measure(out, member_config(base, 0))
+    result = measure(out, member_config(base, 0), engine, device)
     write_json(out / MANIFEST, {**manifest, "metrics": result})
     for m in result["members"]:
         log(
@@ -240,7 +252,8 @@ def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, 
     bagged = result.get("val_out_of_bag_images")  # members with their own splits: each image by those holding it out
     bag = f" (out of bag, {bagged:,} images)" if bagged else ""
     log(
-        f"ensemble of {len(names)}: validation {percent(result['val_accuracy'])}{bag}, test "
+        f"ensemble of {len(names)} ({result['engine']}, {result['device']}): validation "
+        f"{percent(result['val_accuracy'])}{bag}, test "
         f"{percent(result['test_accuracy'])}; with TTA: {percent(result['val_accuracy_tta'])}, "
         f"{percent(result['test_accuracy_tta'])}"
         f"{' (TTA is on for predict and serve)' if tta else ''}\n"
@@ -250,11 +263,18 @@ def measure_and_record(out: Path, base: RunConfig, names: list[str], tta: bool, 
     return result
 
 
-def measure(folder: Path, config: RunConfig) -> dict:
+def measure(folder: Path, config: RunConfig, engine: str = "auto", device: str = "auto") -> dict:
     """Each member's and the ensemble's validation and test accuracy, without TTA (`test_accuracy`) and with it
     (`test_accuracy_tta`), whatever the manifest's switch (which only says what predict and serve do). Members
-    with their own splits are each validated on their own, the ensemble out of bag (`out_of_bag`)."""
-    ensemble = EnsembleEngine(folder, engine="torch", tta=False)
+    with their own splits are each validated on their own, the ensemble out of bag (`out_of_bag`).
+
+    `engine` runs the members (engines.py), on `device` ('auto': a GPU when there is one, where the 'auto' engine
+    picks PyTorch; on a CPU it picks ONNX Runtime when installed). Three M3 final models measured on a 2-core AMX
+    Xeon (benchmarks/bench_ensemble_measure.py, docs/results-2026-12-06f): fp32 PyTorch 165 s, the engine of every
+    figure recorded before; ONNX Runtime 1.13x faster, bf16 PyTorch 5.3x, neither changing one of 30,000 member
+    predictions there (bf16 may elsewhere: it is never the default)."""
+    device = resolve_device(device).type
+    ensemble = EnsembleEngine(folder, engine=engine, device=device, tta=False)
     manifest = read_manifest(folder)
     names, member_splits = manifest["members"], manifest.get("member_splits", False)
     member_configs = [checkpoint_config(model_path(folder / name)) for name in names]
@@ -272,7 +292,7 @@ def measure(folder: Path, config: RunConfig) -> dict:
                 for m, member in enumerate(ensemble.members)]
         for split, sets in digits.items()
     }  # fmt: skip
-    result = {"members": [{"name": name} for name in names]}
+    result = {"engine": ensemble.members[0].name, "device": device, "members": [{"name": name} for name in names]}
     for split in digits:
         for tta, suffix in ((False, ""), (True, "_tta")):
 

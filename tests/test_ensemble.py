@@ -115,7 +115,7 @@ def ensemble_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("ens") / "ensemble"
     r = run_cli("ensemble", *ENSEMBLE, "--tta", "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
-    assert "ensemble of 2: validation" in r.stdout and "TTA is on for predict and serve" in r.stdout
+    assert "ensemble of 2 (onnx, cpu): validation" in r.stdout and "TTA is on for predict and serve" in r.stdout
     return out
 
 
@@ -162,6 +162,27 @@ def test_evaluate_and_predict_accept_an_ensemble_folder(ensemble_dir, tmp_path, 
 def test_rerun_reuses_members(ensemble_dir, data_dir):
     r = run_cli("ensemble", *ENSEMBLE, "--tta", "--out", str(ensemble_dir), "--data-dir", str(data_dir))
     assert r.returncode == 0 and r.stdout.count("reusing") == 2
+
+
+@pytest.mark.slow
+def test_rerun_with_another_engine_measures_the_same_members_again(ensemble_dir, tmp_path, data_dir):
+    """Large members take minutes to measure on a CPU: the engine is the user's choice (default: ONNX Runtime where
+    installed, the same predictions as fp32 PyTorch), and is recorded with the figures."""
+    copy = tmp_path / "ensemble"
+    shutil.copytree(ensemble_dir, copy)
+    before = json.loads((copy / "ensemble.json").read_text())["metrics"]
+    assert (before["engine"], before["device"]) == ("onnx", "cpu") and (copy / "member-0" / "model.onnx").is_file()
+    for engine in ("torch", "torch-bf16"):
+        r = run_cli("ensemble", *ENSEMBLE, "--tta", "--engine", engine, "--out", str(copy), "--data-dir", str(data_dir))
+        assert r.returncode == 0 and r.stdout.count("reusing") == 2, r.stderr
+        assert f"ensemble of 2 ({engine}, cpu): validation" in r.stdout
+        after = json.loads((copy / "ensemble.json").read_text())["metrics"]
+        assert after["engine"] == engine and after["members"][0]["name"] == "member-0"
+        tolerance = 1.5e-4 if engine == "torch" else 0.01  # fp32: one image of 10,000 may flip; bf16 a few more
+        for key in ("val_accuracy", "test_accuracy", "val_accuracy_tta", "test_accuracy_tta", "test_gain"):
+            assert after[key] == pytest.approx(before[key], abs=tolerance), (engine, key)
+    r = run_cli("ensemble", *ENSEMBLE, "--engine", "cuda", "--out", str(copy), "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
 @pytest.mark.slow
@@ -222,7 +243,7 @@ def test_ensemble_from_runs_trained_apart_checks_the_split_and_measures(ensemble
     out = tmp_path / "assembled"
     r = run_cli("ensemble", "--from", str(ensemble_dir / "member-0"), str(same_split), "--out", str(out))
     assert r.returncode == 0, r.stderr
-    assert "ensemble of 2: validation" in r.stdout and "gain over the members' mean" in r.stdout
+    assert "ensemble of 2 (onnx, cpu): validation" in r.stdout and "gain over the members' mean" in r.stdout
     manifest = json.loads((out / "ensemble.json").read_text())
     assert manifest["members"] == ["member-0", "member-1"] and len(manifest["assembled_from"]) == 2
     assert json.loads((out / "member-1" / "config.json").read_text())["config"]["augment"]["outline"] == 0.3
@@ -262,7 +283,8 @@ def test_final_models_of_different_seeds_make_an_ensemble(tmp_path, mnist_test):
     assert "other.npz" in r.stderr and not (tmp_path / "refused").exists()
     r = run_cli("ensemble", "--from", *map(str, runs), "--out", str(tmp_path / "final"))
     assert r.returncode == 0, r.stderr
-    assert "ensemble of 2: validation -, test -" in r.stdout and "nan" not in r.stdout  # a file source has no test
+    # a file source has no test split
+    assert "ensemble of 2 (onnx, cpu): validation -, test -" in r.stdout and "nan" not in r.stdout
     manifest = strict_json(tmp_path / "final" / "ensemble.json")
     assert manifest["members"] == ["member-0", "member-1"] and manifest["metrics"]["val_accuracy"] is None
     # no validation split: its figures are null in strict JSON, and the report says how the model was chosen
@@ -284,7 +306,7 @@ def test_members_cycle_over_ink_widths_and_each_keeps_its_own(tmp_path, data_dir
     r = run_cli("ensemble", *ENSEMBLE[:2], "--members", "3", "--train-size", "1000", "--val-size", "300", "--epochs",
                 "1", "--ink-widths", "0", "12", "--out", str(out), "--data-dir", str(data_dir))  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "seed 1, ink width 12: new, training" in r.stdout and "ensemble of 3: validation" in r.stdout
+    assert "seed 1, ink width 12: new, training" in r.stdout and "ensemble of 3 (onnx, cpu): validation" in r.stdout
     widths = [json.loads((out / f"member-{i}" / "config.json").read_text())["config"]["model"]["ink_width"]
               for i in range(3)]  # fmt: skip
     assert widths == [0, 12, 0]
