@@ -47,7 +47,7 @@ into time_to_accuracy.txt 90 $PY benchmarks/bench_time_to_accuracy.py --traced "
 for d in "$DEVICE" cpu; do  # parity: the same model evaluated, and the same ensemble and lab run, on each device
   into parity.txt 60 $PY -m digitlab.cli evaluate "$RUNS/gpu" --engine torch --device "$d" --json
   into parity.txt 150 $PY -m digitlab.cli ensemble --recipe fast --members 2 --epochs 2 "${QUICK_ARGS[@]}" \
-    --device "$d" --out "$RUNS/ensemble-$d"
+    --device "$d" --engine torch --out "$RUNS/ensemble-$d"  # measured in PyTorch on that device
   into parity.txt 150 $PY -m digitlab.cli lab --epochs 2 --sizes 5000 --strategies none,bn --device "$d" \
     --out "$RUNS/lab-$d"
 done
