@@ -69,9 +69,10 @@ def student_config(config: RunConfig, teacher: str | Path) -> RunConfig:
     return dataclasses.replace(config, data=data, distill=distill)
 
 
-def teacher_probabilities(teacher: str | Path, images: torch.Tensor) -> torch.Tensor:
-    """(N, 10) float32 probabilities of the teacher (its PyTorch weights: nothing is exported into its folder)."""
-    engine = load_engine(teacher, engine="torch")
+def teacher_probabilities(teacher: str | Path, images: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+    """(N, 10) float32 probabilities of the teacher (its PyTorch weights in fp32, on `device`, the student's: a GPU
+    student's teacher runs on the GPU; nothing is exported into the teacher's folder)."""
+    engine = load_engine(teacher, engine="torch", device=device)
     parts = []
     with console.bar(f"teacher {Path(teacher).name}", len(images), "images") as progress:
         for chunk in images.split(CHUNK):
@@ -88,5 +89,5 @@ def distill(config: RunConfig, teacher: str | Path, out: str | Path | None = Non
         return train(config, out=out, log=log)
     train_set, _ = load_train_val(config.data, config.train.seed)
     log(f"teacher {teacher}: probabilities for {len(train_set):,} training images, weight {config.distill.weight:g}")
-    probabilities = teacher_probabilities(teacher, train_set.images)
+    probabilities = teacher_probabilities(teacher, train_set.images, config.train.device)
     return train(config, out=out, log=log, teacher=probabilities)

@@ -15,9 +15,9 @@ from conftest import run_cli
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import DataConfig, RunConfig
 from digitlab.data import load_train_val
-from digitlab.distill import student_config
+from digitlab.distill import student_config, teacher_probabilities
 from digitlab.engines import TorchEngine
-from digitlab.errors import DataError
+from digitlab.errors import DataError, DigitlabError
 from digitlab.runs import TEACHER
 from digitlab.state import BatchTeacher, training_targets
 
@@ -116,3 +116,18 @@ def test_bad_teachers_and_split_flags_are_one_clear_error(tmp_path):
     (tmp_path / "run" / "model.safetensors").write_bytes(b"")
     r = run_cli("distill", str(tmp_path / "run"), "--epochs", "1")
     assert r.returncode == 2 and "config.json" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_the_teacher_runs_on_the_students_device(trained_run, tmp_path, data_dir):
+    """A GPU student's teacher labels its images on the GPU (not minutes on the CPU first): asked for a device that
+    is not there, the teacher's own loading refuses at once, before any folder is made."""
+    out = tmp_path / "student"
+    r = run_cli("distill", str(trained_run), "--device", "cuda", "--epochs", "1", "--out", str(out),
+                "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 2 and "--device cuda: no CUDA device" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "probabilities for" in r.stdout and not out.exists()
+    images = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    assert teacher_probabilities(trained_run, images, "cpu").shape == (4, 10)
+    with pytest.raises(DigitlabError, match="no CUDA device"):
+        teacher_probabilities(trained_run, images, "cuda")
