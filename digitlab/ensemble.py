@@ -292,7 +292,8 @@ def measure(folder: Path, config: RunConfig, engine: str = "auto", device: str =
                 for m, member in enumerate(ensemble.members)]
         for split, sets in digits.items()
     }  # fmt: skip
-    result = {"engine": ensemble.members[0].name, "device": device, "members": [{"name": name} for name in names]}
+    engines = "/".join(dict.fromkeys(member.name for member in ensemble.members))  # 'auto' may fall back per member
+    result = {"engine": engines, "device": device, "members": [{"name": name} for name in names]}
     for split in digits:
         for tta, suffix in ((False, ""), (True, "_tta")):
 
