@@ -118,8 +118,7 @@ class EnsembleEngine:
 def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu", tta: bool | None = None) -> Engine:
     """An engine for a run folder, an ensemble folder, a checkpoint or an .onnx file. `tta`: average over the
     test-time views (None: an ensemble's own switch, off for a single model)."""
-    if engine not in ENGINE_NAMES:
-        raise DigitlabError(f"engine '{engine}' is not one of: {', '.join(ENGINE_NAMES)}")
+    check_engine(engine)
     target = Path(target)
     if is_ensemble(target):
         return EnsembleEngine(target, engine, device, tta)
@@ -131,12 +130,19 @@ def load_engine(target: str | Path, engine: str = "auto", device: str = "cpu", t
     return TTAEngine(runner, mirrored_in_training(checkpoint_config(checkpoint).augment)) if tta else runner
 
 
+def check_engine(engine: str) -> None:
+    """Refuse an unknown engine, or ONNX Runtime where it is not installed: before any work (an ensemble checks
+    before its members train), not after it."""
+    if engine not in ENGINE_NAMES:
+        raise DigitlabError(f"engine '{engine}' is not one of: {', '.join(ENGINE_NAMES)}")
+    if engine == "onnx" and not onnxruntime_available():
+        raise DigitlabError("--engine onnx needs onnxruntime: pip install 'digitlab[export]'")
+
+
 def model_engine(checkpoint: Path, engine: str, device: str) -> Engine:
     """A checkpoint's model in ONNX Runtime ('auto' on the CPU when installed, exported beside it) or PyTorch."""
     if engine in TORCH_ENGINES:
         return TorchEngine(checkpoint, device, bf16=engine == "torch-bf16")
-    if engine == "onnx" and not onnxruntime_available():
-        raise DigitlabError("--engine onnx needs onnxruntime: pip install 'digitlab[export]'")
     use_onnx = engine == "onnx" or (engine == "auto" and device in ("cpu", "auto") and onnxruntime_available())
     if not use_onnx:
         return TorchEngine(checkpoint, device)

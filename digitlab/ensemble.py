@@ -35,7 +35,7 @@ from .checkpoint import checkpoint_config, load_checkpoint
 from .cluster import RayOptions, train_on_ray
 from .config import RunConfig, override, to_dict
 from .data import load_source, load_test, split_indices
-from .engines import EnsembleEngine
+from .engines import EnsembleEngine, check_engine
 from .errors import DigitlabError
 from .evaluate import metrics_from_logits, resolve_device
 from .runs import MANIFEST, METRICS, MODEL, claim_run, model_path, read_manifest, remove_run, write_json
@@ -133,6 +133,9 @@ def train_ensemble(
     is refused at once (runs.claim_run), not after an hour."""
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
+    check_engine(engine)  # the measurement's engine, refused now rather than after the members trained
+    if ray is None:
+        resolve_device(base.train.device)  # a device that is not here (--device cuda on a CPU machine): no folder
     if member_splits and base.data.val_size == 0:
         raise DigitlabError("--member-splits gives each member its own validation split: it needs one (--val-size N, "
                             "N > 0); with --val-size 0 every member trains on all the images")  # fmt: skip
@@ -195,6 +198,7 @@ def assemble_ensemble(
     member trained on, and `distill` would hand the student a teacher that saw its validation images. With
     `member_splits` their split seeds may differ (all else the same), and the validation figure is out of bag."""
     runs = [Path(run) for run in runs]
+    check_engine(engine)
     if len(runs) < 2:
         raise DigitlabError("ensemble --from: give at least two run folders")
     configs = []

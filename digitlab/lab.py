@@ -27,6 +27,7 @@ from . import console
 from .cluster import RayOptions, train_on_ray
 from .config import AugmentConfig, RunConfig, override, recipe, to_dict
 from .errors import DigitlabError
+from .evaluate import resolve_device
 from .lab_report import table_markdown, table_rows, write_lab_outputs
 from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, ROBUSTNESS_VAL, claim_run, read_json, write_json
 from .tracking import close_parent, open_parent
@@ -197,6 +198,8 @@ def run_lab(
     """Train (or reuse, or resume) every cell, then write the table, figures and report. Every cell's folder is
     claimed before anything trains (runs.claim_run): a lab folder holding runs of another config is refused at once
     with the differing fields, and nothing there is deleted without `force`."""
+    if ray is None:
+        resolve_device(base.train.device)  # a device that is not here (--device cuda on a CPU machine): no folder
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     parent = open_parent(base.train.log, out, to_dict(base), base.train.log_uri)  # MLflow: cells nest under it

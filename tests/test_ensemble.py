@@ -9,7 +9,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, start_server
+from conftest import run_cli, run_process, start_server
 
 from digitlab.augment import mirrored_in_training, shift_batch, tta_views
 from digitlab.config import AugmentConfig
@@ -183,6 +183,23 @@ def test_rerun_with_another_engine_measures_the_same_members_again(ensemble_dir,
             assert after[key] == pytest.approx(before[key], abs=tolerance), (engine, key)
     r = run_cli("ensemble", *ENSEMBLE, "--engine", "cuda", "--out", str(copy), "--data-dir", str(data_dir))
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_an_engine_or_device_that_cannot_run_is_refused_before_any_member_trains(tmp_path, data_dir):
+    """Where ONNX Runtime is not installed (a package that fails to import stands in for it), `--engine onnx` is
+    refused at once with the install command, not after an hour of training; the ensemble folder is not made. So is
+    a device the machine lacks."""
+    (tmp_path / "onnxruntime").mkdir()
+    (tmp_path / "onnxruntime" / "__init__.py").write_text("raise ImportError('no onnxruntime here')")
+    out = tmp_path / "ensemble"
+    trained = ["ensemble", *ENSEMBLE, "--data-dir", str(data_dir)]
+    for command in (trained, ["ensemble", "--from", str(tmp_path), str(tmp_path)]):
+        r = run_process(*command, "--engine", "onnx", "--out", str(out), env={"PYTHONPATH": str(tmp_path)})
+        assert r.returncode == 2 and "pip install 'digitlab[export]'" in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and not out.exists(), r.stderr
+    if not torch.cuda.is_available():
+        r = run_cli("ensemble", *ENSEMBLE, "--device", "cuda", "--out", str(out), "--data-dir", str(data_dir))
+        assert r.returncode == 2 and "no CUDA device" in r.stderr and not out.exists(), r.stderr
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import math
 import shutil
 
 import pytest
+import torch
 from browser import check_report_in_browser
 from conftest import run_cli
 
@@ -150,6 +151,13 @@ def test_lab_with_a_corrupt_run_config_is_one_clear_line(lab_dir, tmp_path, data
     r = run_cli("lab", *LAB, "--out", str(copy), "--data-dir", str(data_dir))
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "none__n600__s0/config.json" in r.stderr and "not a readable run config" in r.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_a_lab_on_a_device_the_machine_lacks_is_refused_before_any_folder(tmp_path, data_dir):
+    r = run_cli("lab", *LAB, "--device", "cuda", "--out", str(tmp_path / "lab"), "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "--device cuda: no CUDA device" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "lab").exists()
 
 
 @pytest.mark.slow
