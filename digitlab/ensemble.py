@@ -134,8 +134,8 @@ def train_ensemble(
     if members < 1:
         raise DigitlabError(f"--members {members} must be >= 1")
     check_engine(engine)  # the measurement's engine, refused now rather than after the members trained
-    if ray is None:
-        resolve_device(base.train.device)  # a device that is not here (--device cuda on a CPU machine): no folder
+    device = base.train.device if ray is None else "auto"  # where they are measured; Ray's workers may have GPUs
+    resolve_device(device)  # a device that is not here (--device cuda on a CPU machine): refused before any folder
     if member_splits and base.data.val_size == 0:
         raise DigitlabError("--member-splits gives each member its own validation split: it needs one (--val-size N, "
                             "N > 0); with --val-size 0 every member trains on all the images")  # fmt: skip
@@ -168,7 +168,6 @@ def train_ensemble(
     close_parent(base.train.log, parent, base.train.log_uri)
     extra = {"member_splits": True} if member_splits else None
     names = [run_dir.name for run_dir in configs]
-    device = base.train.device if ray is None else "auto"  # Ray's workers may have GPUs this driver lacks
     return measure_and_record(out, base, names, tta, log, extra, engine, device)
 
 
