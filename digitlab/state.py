@@ -10,7 +10,6 @@ that moves a `Run` forward is train.py's.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .engines import EnsembleEngine, load_engine
 from .errors import DigitlabError
 from .evaluate import resolve_device
 from .models import build_model, summary
+from .precision import choose_autocast
 from .runs import CONFIG, LAST, TEACHER, differences, new_run_dir, write_json
 from .tracking import NullTracker, open_tracker
 
@@ -74,6 +74,8 @@ class Run:
     tracker: object = field(default_factory=NullTracker)  # TensorBoard or MLflow (tracking.py), rank 0 only
     traced_seconds: float = 0.0  # time spent on trace_test evaluations, left out of elapsed_s
     averaged: AveragedModel | None = None  # the EMA of the weights and BN statistics when train.ema > 0
+    autocast: torch.dtype | None = None  # bf16 autocast, or None for fp32 (precision.py)
+    precision: str = ""  # why, in words: for the log and metrics.json
     best: dict | None = field(init=False)
 
     def __post_init__(self):
@@ -86,7 +88,6 @@ class Run:
         self.steps_per_epoch = math.ceil(len(self.images) / self.global_batch)
         self.total_steps = self.steps_per_epoch * self.config.train.epochs
         self.best = max(self.history, key=selection_key, default=None)
-        self.autocast = autocast_dtype(self.config.train.precision, self.device)
 
     @property
     def kept(self) -> torch.nn.Module:
@@ -151,31 +152,6 @@ class BatchTeacher:
         return label_teacher_mix(labels, probabilities, self.weight)  # (B, classes)
 
 
-def amx_bf16_in_cpuinfo(cpuinfo: str) -> bool:
-    """Whether /proc/cpuinfo's text lists AMX-BF16 (bf16 matrix tiles) among the first CPU's flags."""
-    flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
-    return "amx_bf16" in flags.split(":", 1)[-1].split()
-
-
-@functools.cache
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU has AMX-BF16 (False where there is no /proc/cpuinfo). The one such CPU measured (README,
-    Results, 2026-12-04) trained 1.4-2.7x faster under bf16 autocast than in fp32. AVX512-BF16 alone is no guide:
-    about 2x faster on an AMD EPYC Zen 4, 0.5-0.9x on an Intel Xeon; without either, 3-7x slower."""
-    try:
-        return amx_bf16_in_cpuinfo(Path("/proc/cpuinfo").read_text())
-    except OSError:
-        return False
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 where asked, or for 'auto' on CUDA (tensor cores) and on CPUs with AMX-BF16 (fp32 master weights either
-    way); None means plain fp32."""
-    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_amx_bf16())
-    use = precision == "bf16" or (precision == "auto" and native)
-    return torch.bfloat16 if use else None
-
-
 def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None = None) -> Run:
     """A fresh run (new folder, seeded weights, config.json written) or the run in `resume` continued from
     last.safetensors with the same config; under torchrun, the process group joined and the model wrapped in DDP."""
@@ -192,6 +168,7 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
         run_dir = Path(resume)
         model, info, tensors = load_resumable(run_dir, config)
     model = model.to(device, memory_format=torch.channels_last)
+    autocast, precision = run_precision(config, model, device, processes, info if resume is not None else None)
     forward = processes.wrap(model, device)
     forward = torch.compile(forward) if config.train.compile else forward  # compiled on the first step
     optimizer = build_optimizer(model, config.train)
@@ -207,15 +184,29 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
         f"({config.data.source}{' + typed digits' if config.data.typed_digits else ''}"
         f"{' + handwriting-font digits' if config.data.handwriting_fonts else ''}"
         f"{'; validation size chosen automatically' if config.data.val_size is None else ''}"
-        f"); device: {device}, {torch.get_num_threads()} CPU threads"
-        f"{', bf16 autocast' if autocast_dtype(config.train.precision, device) else ''}"
+        f"); device: {device}, {torch.get_num_threads()} CPU threads; precision {precision}"
         + (f"; {processes.world} processes (torchrun), global batch {config.train.batch_size * processes.world}"
            if processes.active else ""))  # fmt: skip
     test_set = load_test(config.data) if config.train.trace_test else None
     tc = config.train
     tracker = open_tracker(tc.log, run_dir, to_dict(config), tc.log_uri, tc.log_parent) if processes.main else None
     return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
-               resume_point, started, tracker or NullTracker(), averaged=averaged)  # fmt: skip
+               resume_point, started, tracker or NullTracker(), averaged=averaged, autocast=autocast,
+               precision=precision)  # fmt: skip
+
+
+def run_precision(config: RunConfig, model, device, processes: Processes, resumed: dict | None):
+    """(autocast dtype or None, why): what a resumed run's checkpoint records, else precision.py's choice, made by
+    rank 0 under torchrun so that every process computes alike."""
+    if resumed is not None and "autocast" in resumed:
+        recorded = resumed["autocast"]
+        return (torch.bfloat16 if recorded == "bf16" else None), f"{recorded or 'fp32'}, as the run began"
+    choice = None
+    if processes.main:
+        dtype, why = choose_autocast(config, model, device)
+        choice = ("bf16" if dtype is not None else None, why)
+    name, why = processes.broadcast(choice)
+    return (torch.bfloat16 if name == "bf16" else None), why
 
 
 def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes, teacher=None):
@@ -284,6 +275,7 @@ def resume_config(run_dir: str | Path, source: str | None = None, data_dir: str 
 
 
 def save_last(run: Run, epochs_done: int, in_epoch: dict | None = None, rng: dict | None = None) -> None:
-    meta = {"epoch": epochs_done, "history": run.history, **({"in_epoch": in_epoch} if in_epoch else {})}
+    meta = {"epoch": epochs_done, "history": run.history, "autocast": "bf16" if run.autocast else None,
+            **({"in_epoch": in_epoch} if in_epoch else {})}  # fmt: skip
     average = {} if run.averaged is None else {f"ema.{k}": v for k, v in run.averaged.state_dict().items()}
     save_checkpoint(run.run_dir / LAST, run.model, run.config, meta, optimizer=run.optimizer, rng=rng, extra=average)

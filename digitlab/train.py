@@ -323,6 +323,7 @@ def finish(run: Run, log) -> dict:
         "epoch_seconds_median": float(np.median([h["seconds"] for h in history])),
         "train_seconds_total": float(sum(h["seconds"] for h in history)),
         "autocast": "bf16" if run.autocast else None,  # what --precision auto chose on this machine
+        "precision": run.precision,  # and why (precision.py)
         "train_images": len(run.train_set),
         "val_images": len(run.val_set),
     }

@@ -197,9 +197,11 @@ def test_resume_with_a_broken_optimizer_state_is_one_clear_error(tmp_path, capsy
 
 
 def test_gpu_recipe_is_best_at_gpu_batch_sizes_compiled_with_bf16_on_cuda():
-    from digitlab.state import autocast_dtype
+    from digitlab.models import build_model
+    from digitlab.precision import choose_autocast
 
     gpu, best = recipe("gpu"), recipe("best")
     assert gpu.model == best.model and gpu.augment == best.augment and gpu.data == best.data
     assert gpu.train.batch_size == 4 * best.train.batch_size and gpu.train.lr == 2 * best.train.lr
-    assert gpu.train.compile and autocast_dtype(gpu.train.precision, torch.device("cuda")) is torch.bfloat16
+    autocast, _ = choose_autocast(gpu, build_model(gpu.model), torch.device("cuda"))
+    assert gpu.train.compile and autocast is torch.bfloat16

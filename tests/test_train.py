@@ -103,25 +103,11 @@ def test_without_validation_the_last_epoch_is_kept_and_trained_on_every_image(tm
     assert metrics["train_images"] == 3000 and metrics["val_images"] == 0 and math.isnan(metrics["val_accuracy"])
     assert metrics["best_epoch"] == 2 and 0.5 < metrics["test"]["accuracy"] <= 1
     assert load_checkpoint(tmp_path / "final" / "model.safetensors")[2]["epoch"] == 2
+    # the precision that ran, and why, kept where metrics and a resume read them
+    assert metrics["precision"].startswith("auto: ") and metrics["autocast"] in ("bf16", None)
+    assert load_checkpoint(tmp_path / "final" / "last.safetensors")[2]["autocast"] == metrics["autocast"]
     assert "no validation split: the model of the last epoch (2) is kept" in lines
     assert not any("nan" in line for line in lines), [line for line in lines if "nan" in line]
-
-
-def test_autocast_is_bf16_on_cuda_on_amx_cpus_or_when_asked_and_off_otherwise():
-    from digitlab.state import amx_bf16_in_cpuinfo, autocast_dtype, cpu_has_amx_bf16
-
-    assert autocast_dtype("auto", torch.device("cuda")) is torch.bfloat16
-    assert autocast_dtype("auto", torch.device("cpu")) is (torch.bfloat16 if cpu_has_amx_bf16() else None)
-    assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
-    assert autocast_dtype("fp32", torch.device("cuda")) is None
-    assert autocast_dtype("fp32", torch.device("cpu")) is None
-    # /proc/cpuinfo as three CPUs measured here print it (flags shortened): AMX Xeon, Zen 4 EPYC, AVX2 EPYC
-    amx = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
-    zen4 = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 avx512_vnni\n"
-    avx2 = "processor\t: 0\nflags\t\t: fpu sse avx2 fma avx512f\nbugs\t\t: amx_bf16\n"  # a flag name elsewhere
-    assert amx_bf16_in_cpuinfo(amx)
-    assert not amx_bf16_in_cpuinfo(zen4)  # AVX512-BF16 alone: faster on one CPU measured, slower on another
-    assert not amx_bf16_in_cpuinfo(avx2) and not amx_bf16_in_cpuinfo("")
 
 
 @pytest.mark.slow

@@ -29,8 +29,9 @@ tensor = torch.from_numpy(images)
 
 
 def export(model: torch.nn.Module, path: Path) -> None:
-    program = torch.onnx.export(model, (torch.zeros(2, 1, 28, 28),), input_names=["pixels"],
-                                dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}}, dynamo=True, verbose=False)  # fmt: skip
+    batch = {"pixels": {0: torch.export.Dim("batch")}}
+    program = torch.onnx.export(model, (torch.zeros(2, 1, 28, 28),), input_names=["pixels"], dynamic_shapes=batch,
+                                dynamo=True, verbose=False)  # fmt: skip
     program.save(str(path))
 
 
