@@ -133,9 +133,7 @@ class TrainConfig:
     log_parent: str | None = None  # MLflow parent run id: set by lab and ensemble for their runs
     trace_test: bool = False  # benchmarks: test accuracy of the validation-chosen model after each epoch (chooses
     #                           nothing; its time is left out of the history's elapsed_s)
-    precision: str = (
-        "auto"  # auto: bf16 autocast on CUDA, and on a CPU where a probe times it >= 1.25x fp32 (precision.py)
-    )
+    precision: str = "auto"  # auto: bf16 on CUDA, and on CPUs where a probe times it >= 1.25x fp32 (precision.py)
     compile: bool = False  # torch.compile the training forward (pays on a GPU; measured slower on a 2-core CPU)
 
     def __post_init__(self):

@@ -17,6 +17,7 @@ import copy
 import functools
 import hashlib
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -63,11 +64,12 @@ def timed_steps(model: torch.nn.Module, optimizer, x: torch.Tensor, y: torch.Ten
     return time.perf_counter() - start
 
 
-def bf16_speedup(model: torch.nn.Module, batch_size: int, device: torch.device, rounds: int = 3) -> float:
+def bf16_speedup(model: torch.nn.Module, batch_size: int, device: torch.device, rounds: int = 5) -> float:
     """How many times as fast a training step of `model` (on a copy: its weights and the random streams are left as
-    they were) runs under bf16 autocast as in fp32, at `batch_size` random images on `device`. The two alternate in
-    rounds of three steps, after two warm-up steps each, so that a drift of the host's speed meets both; the ratio
-    of the median rounds."""
+    they were) runs under bf16 autocast as in fp32, at `batch_size` random images on `device`. After two warm-up
+    steps each, the two alternate in `rounds` rounds, so that a drift of the host's speed meets both; a round is as
+    many steps as fill about 0.1 s in fp32 (one for a large model, ten or more for the compact CNN, whose milliseconds a
+    step would otherwise leave the ratio to timer noise). The ratio of the median rounds."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         probe = copy.deepcopy(model).train()
@@ -77,9 +79,10 @@ def bf16_speedup(model: torch.nn.Module, batch_size: int, device: torch.device, 
         times = {None: [], torch.bfloat16: []}
         for dtype in times:
             timed_steps(probe, optimizer, x, y, dtype, 2)  # warm-up: oneDNN picks and caches its kernels
+        steps = max(1, math.ceil(0.1 / max(timed_steps(probe, optimizer, x, y, None, 1), 1e-6)))
         for _ in range(rounds):
             for dtype, seconds in times.items():
-                seconds.append(timed_steps(probe, optimizer, x, y, dtype, 3))
+                seconds.append(timed_steps(probe, optimizer, x, y, dtype, steps))
     return statistics.median(times[None]) / statistics.median(times[torch.bfloat16])
 
 
