@@ -1,7 +1,8 @@
 """The `digitlab` command: thin subcommands over the library, flags mapped onto the config dataclasses.
 
-The grammar (subcommands, flags, help) is flags.py's. Input problems (`DigitlabError`) print one line,
-`digitlab: error: ...`, and exit with code 2; `--debug` shows the traceback instead. Ctrl-C exits with code 130.
+The grammar (subcommands, flags, help) is commands.py's, built from flags.py's shared flags. Input problems
+(`DigitlabError`) print one line, `digitlab: error: ...`, and exit with code 2; `--debug` shows the traceback
+instead. Ctrl-C exits with code 130.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import argparse
 import os
 import sys
 
+from .commands import build_parser
 from .config import RunConfig, override, recipe
 from .console import table
 from .errors import DigitlabError, Interrupted
-from .flags import AUGMENT_OPTIONS, build_parser, ray_options
+from .flags import AUGMENT_OPTIONS, ray_options
 
 
 def train_config(args: argparse.Namespace) -> RunConfig:
