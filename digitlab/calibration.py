@@ -35,7 +35,7 @@ from .config import RunConfig
 from .data import load_source, load_test, load_train_val
 from .errors import DataError, DigitlabError
 from .evaluate import predict_logits
-from .formats import atomic_write
+from .files import atomic_write
 from .runs import CALIBRATION, OOD, model_path, write_json
 
 AUTO_TYPICALITY = 0.005  # --reject-below auto: reject what fewer than 0.5 % of validation digits are as far as

@@ -21,7 +21,7 @@ from safetensors.torch import save as save_bytes
 from . import __version__
 from .config import RunConfig, from_dict, to_dict
 from .errors import DataError
-from .formats import atomic_write
+from .files import atomic_write
 from .models import build_model
 from .runs import json_text
 

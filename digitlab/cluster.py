@@ -22,7 +22,7 @@ from pathlib import Path
 from . import console
 from .config import RunConfig, from_dict, override, to_dict
 from .errors import DigitlabError
-from .formats import atomic_write
+from .files import atomic_write
 from .train import train
 
 TASK_RETRIES = 3  # a worker process or node lost mid-task: Ray runs the task again, from the start

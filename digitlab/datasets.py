@@ -29,7 +29,8 @@ import numpy as np
 
 from . import console
 from .errors import DigitlabError
-from .formats import atomic_write, read_capped, read_idx_pair
+from .files import atomic_write
+from .formats import read_capped, read_idx_pair
 
 ENV_DATA_DIR = "DIGITLAB_DATA_DIR"
 # Raw (decompressed) sizes of the four files of a 60,000 + 10,000 set of 28x28 images: IDX header + one byte each.

@@ -36,7 +36,7 @@ from .checkpoint import load_checkpoint
 from .data import load_test, load_train_val
 from .errors import DataError, DigitlabError
 from .evaluate import predict_logits
-from .formats import atomic_write
+from .files import atomic_write
 from .models import Normalize
 from .runs import ONNX, ONNX_INT8, check_output, model_path
 

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from .formats import atomic_write  # noqa: E402
+from .files import atomic_write  # noqa: E402
 
 
 def plot_history(history: list[dict], path: str | Path) -> None:

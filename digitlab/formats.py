@@ -3,18 +3,15 @@
 Every reader returns `(images, labels)`: images as a uint8 array of shape (N, 28, 28), labels as an int64 array of
 shape (N,) or None for unlabelled files. Every reader validates what it reads and raises `DataError` naming the file,
 the row or byte offset and what was expected, so a bad file never turns into a truncated or reordered dataset.
-Writers go through `atomic_write`: a temporary file in the target folder, fsync, rename, so a failed write leaves
-whatever was there before untouched.
+Writers go through `atomic_write` (files.py): a temporary file in the target folder, fsync, rename, so a failed
+write leaves whatever was there before untouched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
-import os
 import re
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -22,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, DigitlabError
+from .errors import DataError
+from .files import atomic_write
 
 SIDE = 28
 PIXELS = SIDE * SIDE
@@ -340,49 +338,6 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 # ---------------------------------------------------------------------------------------------------------- writing
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Flush a directory entry (a rename) to disk; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb"):
-    """Yield a file object; the target appears (renamed into place) only if the block completes."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise DigitlabError(f"cannot write {path}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp, path)
-        fsync_folder(path.parent)  # the rename itself survives a power cut
-    except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):  # a full disk, a file-size limit, a read-only folder: the user's to fix
-            raise DigitlabError(f"cannot write {path}: {e.strerror or e}; the previous file is unchanged") from None
-        raise
-
-
 _NUMBERS = [str(i) for i in range(256)]
 
 

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from .figures import curves_figure, gap_figure, sizes_figure
-from .formats import atomic_write
+from .files import atomic_write
 from .report import html_page, img_tag, table_html, write_html
 
 COLUMNS = [  # (key, title, scale, decimals): accuracies in percent (points), losses as they are

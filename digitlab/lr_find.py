@@ -27,7 +27,7 @@ from .data import load_train_val
 from .errors import DigitlabError
 from .evaluate import resolve_device
 from .figures import lr_find_figure
-from .formats import atomic_write
+from .files import atomic_write
 from .runs import write_json
 from .state import build_optimizer, seeded_model
 from .train import epoch_seed, set_lr, train_step

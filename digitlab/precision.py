@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .config import RunConfig, to_dict
 from .datasets import data_root
 from .errors import DigitlabError
-from .formats import atomic_write
+from .files import atomic_write
 
 BF16_MARGIN = 1.25  # fixed before measuring (docs/results-2026-12-06g/PLAN.md): ties 1.00x, gains 1.47-2.5x
 CACHE_NAME = "precision.json"

@@ -22,7 +22,7 @@ from .errors import DigitlabError
 from .evaluate import metrics_from_logits, predict_logits
 from .explain import attributions, captum_available, saliency_grid
 from .figures import confusion_figure, image_grid, per_class_figure
-from .formats import atomic_write
+from .files import atomic_write
 from .models import summary
 from .runs import CURVES, HISTORY_JSON, REPORT, ROBUSTNESS, check_output, model_path
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import DigitlabError
-from .formats import atomic_write
+from .files import atomic_write
 
 CONFIG = "config.json"
 HISTORY_JSON = "history.json"

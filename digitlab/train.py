@@ -38,7 +38,7 @@ from .data import load_test
 from .errors import Interrupted
 from .evaluate import evaluate
 from .figures import confusion_figure, plot_history
-from .formats import atomic_write
+from .files import atomic_write
 from .runs import CURVES, HISTORY_CSV, HISTORY_JSON, METRICS, MODEL, write_json
 from .state import Run, open_run, save_last, selection_key
 

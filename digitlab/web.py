@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint
 from .datasets import data_root, npm_pack
 from .errors import DataError, DigitlabError
 from .export import onnx_graph, verify_onnx
-from .formats import atomic_write
+from .files import atomic_write
 from .runs import model_path
 
 ORT_VERSION = "1.30.0"

@@ -1,0 +1,55 @@
+"""Files written so that nothing is ever half-written: `atomic_write` writes beside the target and renames it into
+place only when the whole content is on disk (the rename flushed too), so a crash, a full disk or Ctrl-C leaves the
+previous file as it was. Every output of digitlab (checkpoints, run folders, reports, exports, CSVs) goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import DigitlabError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a directory entry (a rename) to disk; a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb"):
+    """Yield a file object; the target appears (renamed into place) only if the block completes."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise DigitlabError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
+        os.replace(tmp, path)
+        fsync_folder(path.parent)  # the rename itself survives a power cut
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):  # a full disk, a file-size limit, a read-only folder: the user's to fix
+            raise DigitlabError(f"cannot write {path}: {e.strerror or e}; the previous file is unchanged") from None
+        raise
