@@ -5,7 +5,9 @@ Training: the real training step of digitlab.train (augmentation on the device, 
 images/s at batch 64 and 256 on MNIST training images, median of 3 timed passes of TIMED_STEPS steps after warm-up;
 then each recipe's own model, batch size, augmentation switch and optimizer.
 Inference: images/s of PyTorch at batch 64 and 256 and of ONNX Runtime at batch 64 (the exported graph, BatchNorm
-folded; CPU only), over 10,000 images, for the reference CNN and the fast recipe's compact CNN.
+folded; CPU only), over 10,000 images, for the reference CNN and the fast recipe's compact CNN: one untimed pass over
+them, then one timed pass, as the peers time theirs (until 2026-12-06 five batches warmed up instead, which left the
+timed pass to meet a cold ONNX Runtime and a batch shape it had not seen).
 Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 MFLOP per training image
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
@@ -91,7 +93,7 @@ def inference_rates(images, device, model_config=RunConfig().model) -> dict:
     result = {}
     with torch.inference_mode():
         for batch in (64, 256):
-            for b in x[: batch * 5].split(batch):
+            for b in x.split(batch):  # one whole untimed pass first, as the peers make theirs ("bs64_first_call")
                 model(b)
             sync(device)
             start = time.perf_counter()
@@ -121,7 +123,8 @@ def inference_rates(images, device, model_config=RunConfig().model) -> dict:
                 program.save(str(path))
                 engine = OnnxEngine(path)
                 cpu_images = images[:10_000].cpu()
-                engine.predict_proba(cpu_images[:256])
+                for b in cpu_images.split(64):  # the same whole untimed pass first
+                    engine.predict_proba(b)
                 start = time.perf_counter()
                 for b in cpu_images.split(64):
                     engine.predict_proba(b)
