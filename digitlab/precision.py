@@ -109,9 +109,9 @@ def measured_speedup(config: RunConfig, model: torch.nn.Module, device: torch.de
     entry = read_cache(path).get(key)
     if isinstance(entry, dict) and isinstance(entry.get("bf16_speedup"), (int, float)):
         return float(entry["bf16_speedup"]), "cached"
-    speedup = bf16_speedup(model, config.train.batch_size, device)
+    speedup = round(bf16_speedup(model, config.train.batch_size, device), 3)  # as cached: later runs decide alike
     cache = read_cache(path)  # again: another process may have written since
-    cache[key] = {"bf16_speedup": round(speedup, 3), "cpu": this_cpu()[0], "arch": config.model.arch,
+    cache[key] = {"bf16_speedup": speedup, "cpu": this_cpu()[0], "arch": config.model.arch,
                   "batch_size": config.train.batch_size, "threads": torch.get_num_threads()}  # fmt: skip
     try:
         with atomic_write(path, "w") as f:
