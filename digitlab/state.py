@@ -201,12 +201,7 @@ def run_precision(config: RunConfig, model, device, processes: Processes, resume
     if resumed is not None and "autocast" in resumed:
         recorded = resumed["autocast"]
         return (torch.bfloat16 if recorded == "bf16" else None), f"{recorded or 'fp32'}, as the run began"
-    choice = None
-    if processes.main:
-        dtype, why = choose_autocast(config, model, device)
-        choice = ("bf16" if dtype is not None else None, why)
-    name, why = processes.broadcast(choice)
-    return (torch.bfloat16 if name == "bf16" else None), why
+    return processes.broadcast(choose_autocast(config, model, device) if processes.main else None)
 
 
 def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes, teacher=None):
