@@ -1,5 +1,6 @@
 """The house rules that keep digitlab readable, checked on the source: no import cycle between its modules (at
-module level or inside functions), no function longer than about a screen, every module opening with a docstring."""
+module level or inside functions), no function longer than about a screen, no module longer than about 400 lines
+(one concept each, readable top to bottom), every module opening with a docstring."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "digitlab"
 MAX_FUNCTION_LINES = 70
+MAX_MODULE_LINES = 400
 
 
 def modules() -> dict[str, ast.Module]:
@@ -65,6 +67,11 @@ def test_no_function_over_a_screen():
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{name}.{node.name}: {length} lines")
     assert not long, long
+
+
+def test_no_module_over_400_lines():
+    long = {p.name: n for p in PACKAGE.glob("*.py") if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"split these into one module per concept: {long}"
 
 
 def test_every_module_opens_with_a_docstring():

@@ -94,7 +94,7 @@ def test_web_export_runs_offline_in_chromium_from_file(trained_run, mnist_test, 
     probabilities equal ONNX Runtime's in Python; nothing is fetched from the network."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     from digitlab.export import onnx_session, run_onnx
-    from digitlab.serve import decode_image
+    from digitlab.uploads import decode_image
 
     out = tmp_path / "web"
     r = run_cli("export", str(trained_run), "--format", "web", "--out", str(out))
