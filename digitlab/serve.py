@@ -29,8 +29,10 @@ The server is built to be left running on a laptop while its user browses the we
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,6 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import ServeConfig
+from .errors import DigitlabError
 from .uploads import BadRequest, images_from_request
 
 MAX_CONNECTIONS = 64
@@ -233,6 +236,24 @@ EXPLAIN_BODY = {  # one image, as for /predict
 }
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything is loaded or announced: a port out of range, a busy one or an
+    address this machine does not have is one clear error. An IPv6 host is bound as IPv6, any other as IPv4, as
+    uvicorn binds them."""
+    if not 0 <= port <= 65535:
+        raise DigitlabError(f"port {port} must be in [0, 65535]")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:  # busy port, foreign address, unknown host name (socket.gaierror)
+        sock.close()
+        hint = ": another program is listening there, choose another --port" if e.errno == errno.EADDRINUSE else ""
+        raise DigitlabError(f"cannot serve on {host}:{port} ({e.strerror or e}){hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(
     target: str,
     host: str = "127.0.0.1",
@@ -244,15 +265,16 @@ def serve(
 ) -> None:
     import uvicorn
 
+    from .calibration import Rejector
     from .engines import load_engine
 
     allowed = LOOPBACK_NAMES | {host_name(host)} if host_name(host) in LOOPBACK_NAMES else None
-    from .calibration import Rejector
-
-    rejector = Rejector(target, reject_below) if reject_below else None
-    app = create_app(load_engine(target, engine, "cpu", tta), allowed, rejector, config)
-    print(f"digitlab: serving {target} on http://{host}:{port}/  (draw at /, API docs at /docs)", flush=True)
-    limits = {"limit_concurrency": MAX_CONNECTIONS, "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
-    protocol = TimedH11Protocol.timed(config.header_timeout_s)
-    settings = uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol, **limits)
-    uvicorn.Server(settings).run()
+    with listening_socket(host, port) as sock:
+        rejector = Rejector(target, reject_below) if reject_below else None
+        app = create_app(load_engine(target, engine, "cpu", tta), allowed, rejector, config)
+        port = sock.getsockname()[1]  # the one the system chose for --port 0
+        print(f"digitlab: serving {target} on http://{host}:{port}/  (draw at /, API docs at /docs)", flush=True)
+        limits = {"limit_concurrency": MAX_CONNECTIONS, "timeout_graceful_shutdown": SHUTDOWN_TIMEOUT_S}
+        protocol = TimedH11Protocol.timed(config.header_timeout_s)
+        settings = uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol, **limits)
+        uvicorn.Server(settings).run(sockets=[sock])

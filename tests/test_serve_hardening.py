@@ -196,3 +196,22 @@ def test_a_timeout_outside_its_range_is_one_clear_error(served_run, flag, value)
     r = run_cli("serve", str(served_run), flag, value)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "timeout" in r.stderr and "(0, 3600]" in r.stderr
+
+
+def test_a_busy_port_or_an_address_not_here_is_one_clear_error(served_run):
+    """Bound before the model loads or anything is announced: exit 2 and one line saying why, not uvicorn's log
+    after a "serving on" line (a busy port), nor a traceback (a port out of range)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        cases = [
+            (["--port", port], f"cannot serve on 127.0.0.1:{port}", "another program is listening there"),
+            (["--port", "70000"], "port 70000 must be in [0, 65535]", ""),
+            (["--port", "-1"], "port -1 must be in [0, 65535]", ""),
+            (["--host", "192.0.2.1"], "cannot serve on 192.0.2.1:8000", "address"),  # TEST-NET-1: nobody's here
+        ]
+        for flags, reason, detail in cases:
+            r = run_cli("serve", str(served_run), *flags)
+            assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (flags, r.stderr)
+            assert reason in r.stderr and detail in r.stderr and "serving" not in r.stdout, (flags, r.stderr)
