@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Step 2 (PLAN.md): label smoothing 0 (instead of best's 0.1), seeds 0-2 in order, stopping at the first seed whose validation
+# Step 2 (PLAN.md): label smoothing 0 (best has 0.1), seeds 0-2 in order, stopping at the first seed whose validation
 # accuracy is more than 0.04 points below the baseline's (the rule's disqualification).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
