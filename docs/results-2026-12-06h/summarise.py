@@ -21,7 +21,12 @@ def read(log: Path) -> dict | None:
 
 
 baseline = [read(BASELINE / f"best-s{s}.log") for s in range(3)]
-VARIANTS = [("elastic 2 px", "elastic2"), ("elastic 3 px", "elastic3"), ("label smoothing 0", "ls0")]
+VARIANTS = [
+    ("elastic 2 px", "elastic2"),
+    ("elastic 3 px", "elastic3"),
+    ("label smoothing 0", "ls0"),
+    ("dropout 0.25", "do25"),
+]
 print(
     "| `best`, seeds 0 / 1 / 2 | validation (chosen epoch) | mean | paired gain | test (chooses nothing) | training |"
 )
