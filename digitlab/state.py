@@ -76,6 +76,7 @@ class Run:
     averaged: AveragedModel | None = None  # the EMA of the weights and BN statistics when train.ema > 0
     autocast: torch.dtype | None = None  # bf16 autocast, or None for fp32 (precision.py)
     precision: str = ""  # why, in words: for the log and metrics.json
+    curves_drawn: float = field(default_factory=time.perf_counter)  # when curves.png was last drawn (train.py)
     best: dict | None = field(init=False)
 
     def __post_init__(self):

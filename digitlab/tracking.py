@@ -45,6 +45,8 @@ def flatten(config: dict, prefix: str = "") -> dict[str, object]:
 
 
 class NullTracker:
+    takes_images = False  # finish() ignores images: train.finish skips drawing them
+
     def log_epoch(self, record: dict) -> None:
         pass
 
@@ -53,6 +55,8 @@ class NullTracker:
 
 
 class TensorBoardTracker:
+    takes_images = True
+
     def __init__(self, run_dir: Path, config: dict):
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -83,6 +87,8 @@ class TensorBoardTracker:
 
 
 class MLflowTracker:
+    takes_images = True
+
     def __init__(self, run_dir: Path, config: dict, uri: str | None, parent: str | None):
         try:
             import mlflow

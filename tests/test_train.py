@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -11,6 +13,7 @@ import torch
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import DataConfig, RunConfig, TrainConfig, override
 from digitlab.data import load_train_val
+from digitlab.errors import Interrupted
 from digitlab.evaluate import evaluate
 from digitlab.train import lr_at, overfitting, train
 
@@ -20,6 +23,25 @@ def small_config(data_dir, **train_kwargs) -> RunConfig:
         data=DataConfig(val_size=1000, train_size=3000, data_dir=str(data_dir)),
         train=TrainConfig(**{"epochs": 3, "batch_size": 64, **train_kwargs}),
     )
+
+
+def test_curves_are_drawn_when_a_run_stops_and_after_its_last_epoch(tmp_path, data_dir):
+    """curves.png is redrawn only every 30 s while training (a plot costs more than an epoch here), so it is drawn
+    as a run stops, with every epoch that ended, and again after the last one."""
+    config = small_config(data_dir, epochs=2)
+    config = override(config, {"data.val_size": 500, "data.train_size": 1000})
+    out = tmp_path / "run"
+
+    def press_ctrl_c_after_epoch_1(line: str) -> None:
+        if line.startswith("epoch   1/2"):
+            os.kill(os.getpid(), signal.SIGINT)  # StopOnSigint's flag: the run stops once the epoch is recorded
+
+    with pytest.raises(Interrupted, match="after epoch 1"):
+        train(config, out=out, log=press_ctrl_c_after_epoch_1)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (out / "curves.png").unlink()
+    train(config, resume=out, log=lambda line: None)
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
