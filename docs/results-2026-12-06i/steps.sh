@@ -5,7 +5,7 @@ set -euo pipefail
 D=docs/results-2026-12-06i
 B=.venv/bin
 epochs() { grep '^epoch ' "$1" | sed 's/  [0-9.]* s (.*//'; }  # epoch lines without their timing
-for step in "${@:-1 2}"; do
+for step in ${*:-1 2}; do  # no arguments: both steps
   case $step in
   1)
     bash benchmarks/run_peers.sh > $D/run_peers.log 2>&1
