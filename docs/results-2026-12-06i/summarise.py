@@ -1,4 +1,4 @@
-"""Steps 2 and 3's table from the logs (PLAN.md): `best` at 48 epochs and without weight decay, paired by seed with
+"""Steps 2-4's table from the logs (PLAN.md): `best` at 48 epochs, without weight decay and with an EMA, paired with
 `best` (dropout 0.25) — this session's seed 0 run, equal epoch for epoch to the eighth session's, and that session's
 seeds 1 and 2.
 
@@ -18,5 +18,8 @@ baseline = [summarise_06h.read(HERE / "best-s0.log")] + [
     summarise_06h.read(EIGHTH / f"best-do25-s{s}.log") for s in (1, 2)
 ]
 summarise_06h.table(
-    "`best` (dropout 0.25, 24 epochs)", baseline, [("48 epochs", "e48"), ("weight decay 0", "wd0")], HERE
+    "`best` (dropout 0.25, 24 epochs)",
+    baseline,
+    [("48 epochs", "e48"), ("weight decay 0", "wd0"), ("EMA 0.999", "ema")],
+    HERE,
 )
