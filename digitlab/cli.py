@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from .allocator import keep_freed_memory
 from .commands import build_parser
 from .config import RunConfig, override, recipe
 from .console import table
@@ -317,6 +318,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # before any tensor exists: training steps stop page-faulting (allocator.py)
     try:
         COMMANDS[args.command](args)
         return 0

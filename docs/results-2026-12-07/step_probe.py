@@ -9,6 +9,7 @@ profile. From the repo root (2026-12-07, a 2-core AMD EPYC, Zen 3):
 
 import argparse
 import ctypes
+import resource
 import time
 
 parser = argparse.ArgumentParser()
@@ -49,10 +50,14 @@ def step(i: int) -> None:
 
 for i in range(30):  # warm-up
     step(i)
-start = time.perf_counter()
+start, faults = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for i in range(100):
     step(i)
-print(f"{args.recipe}, batch {args.batch}, malloc {args.malloc}: {(time.perf_counter() - start) * 10:.2f} ms/step")
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 100
+print(
+    f"{args.recipe}, batch {args.batch}, malloc {args.malloc}: {(time.perf_counter() - start) * 10:.2f} ms/step, "
+    f"{faults:,.0f} page faults/step"
+)
 if args.profile:
     with profile(activities=[ProfilerActivity.CPU]) as p:
         for i in range(50):
