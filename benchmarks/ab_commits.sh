@@ -11,6 +11,7 @@ BEFORE=$1 AFTER=$2 ROUNDS=${3:-3}
 shift $(( $# < 3 ? $# : 3 ))
 [ "${1:-}" = "--" ] && shift
 if [ $# -gt 0 ]; then ARGS=("$@"); else ARGS=(train --recipe fast --seed 0); fi
+rm -rf /tmp/ab-run-*  # this script's run folders from an earlier call: digitlab never overwrites a run
 for tag in before after; do
   commit=$([ $tag = before ] && echo "$BEFORE" || echo "$AFTER")
   rm -rf /tmp/ab-$tag && git worktree add -q --detach /tmp/ab-$tag "$commit"

@@ -18,7 +18,6 @@ from pathlib import Path
 import torch
 from common import OUT, machine, write_result
 
-from digitlab.allocator import keep_freed_memory
 from digitlab.datasets import load_split
 from digitlab.engines import OnnxEngine, TorchEngine
 from digitlab.export import export_onnx
@@ -39,14 +38,13 @@ def rate(engine, images: torch.Tensor, batch: int, repeats: int = 5) -> float:
 
 
 def main(run: str) -> None:
-    malloc = keep_freed_memory()  # as the digitlab command does
     images = torch.from_numpy(load_split("mnist", "test")[0]).unsqueeze(1)
     onnx_path = Path(export_onnx(run, Path(OUT) / "bench_model.onnx", verify=False, force=True)["out"])  # its own file
     int8_path = Path(export_onnx(run, Path(OUT) / "bench_model.int8.onnx", verify=False, force=True, int8=True)["out"])
     checkpoint = Path(run) / "model.safetensors"
     engines = {"torch": TorchEngine(checkpoint), "torch-bf16": TorchEngine(checkpoint, bf16=True),
                "onnx": OnnxEngine(onnx_path), "onnx-int8": OnnxEngine(int8_path)}  # fmt: skip
-    result = {"machine": machine(), "malloc": malloc, "run": run, "images_per_s": {}}
+    result = {"machine": machine(), "run": run, "images_per_s": {}}
     for name, engine in engines.items():
         result["images_per_s"][name] = {str(b): rate(engine, images, b) for b in (1, 64, 10_000)}
     write_result("bench_inference", result)

@@ -10,8 +10,6 @@ them, then one timed pass, as the peers time theirs (until 2026-12-06 five batch
 pass read 11-26 % low on a Zen 4 EPYC).
 Peak: a large fp32 (and bf16) matrix multiply; the reference CNN costs about 61 MFLOP per training image
 (3 x 20.3 MFLOP forward), so images/s x 61e6 / peak says how much of the device training uses.
-glibc malloc set as every `digitlab` command sets it (digitlab/allocator.py, since 2026-12-07); the peers run as
-their users run them.
 Prints the machine, versions and thread settings, a table, and one JSON object (benchmarks/out/bench_throughput.json).
 
     python benchmarks/bench_throughput.py [--device cpu|cuda] [--compile] [--bf16] [--peers DIR_WITH_results_*.json]
@@ -29,7 +27,6 @@ from pathlib import Path
 import torch
 from common import OUT, machine
 
-from digitlab.allocator import keep_freed_memory
 from digitlab.augment import augment_batch, make_generator
 from digitlab.config import RECIPE_NAMES, RunConfig, recipe
 from digitlab.datasets import load_split
@@ -144,14 +141,12 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also time training with bf16 autocast (--precision bf16)")
     parser.add_argument("--peers", help="folder with the peers' results_keras.json / results_torch.json")
     args = parser.parse_args()
-    malloc = keep_freed_memory()  # as the digitlab command does; the peers run as their users run them
     device = torch.device(args.device)
     train_images, train_labels = load_split("mnist", "train")
     images = torch.from_numpy(train_images).unsqueeze(1).to(device)
     labels = torch.from_numpy(train_labels).to(device)
     result = {
         "machine": machine(),
-        "malloc": malloc,
         "device": str(device),
         "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "peak_fp32_flops": matmul_peak(device, torch.float32),
@@ -181,7 +176,7 @@ def main() -> None:
     OUT.mkdir(exist_ok=True)
     print(
         f"device {result['device_name']}; matmul peak fp32 {result['peak_fp32_flops'] / 1e9:,.1f} GFLOP/s, "
-        f"bf16 {result['peak_bf16_flops'] / 1e9:,.1f} GFLOP/s; glibc malloc: {malloc}"
+        f"bf16 {result['peak_bf16_flops'] / 1e9:,.1f} GFLOP/s"
     )
     for batch, rate in result["train_images_per_s"].items():
         print(

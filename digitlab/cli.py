@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 
-from .allocator import keep_freed_memory
 from .commands import build_parser
 from .config import RunConfig, override, recipe
 from .console import table
@@ -318,7 +317,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # before any tensor exists: training steps stop page-faulting (allocator.py)
     try:
         COMMANDS[args.command](args)
         return 0
