@@ -27,5 +27,5 @@ for round in $(seq "$ROUNDS"); do
 done
 cmp -s <(grep '^epoch ' /tmp/ab-before-1.log | sed 's/  [0-9.]* s (.*//') \
   <(grep '^epoch ' /tmp/ab-after-1.log | sed 's/  [0-9.]* s (.*//') \
-  && echo "epochs (timings aside) identical before and after" || echo "epochs differ before and after"
+  && echo "round 1's epochs (timings aside) identical before and after" || echo "round 1's epochs differ"
 git worktree remove --force /tmp/ab-before && git worktree remove --force /tmp/ab-after
