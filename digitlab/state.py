@@ -41,12 +41,18 @@ from .tracking import NullTracker, open_tracker
 
 
 def build_optimizer(model: torch.nn.Module, config) -> torch.optim.Optimizer:
+    """The training config's optimizer over the model's parameters (already on their device). PyTorch's fused
+    kernels where it has them (CPU, CUDA): one pass over each parameter where the default for-loop makes about ten,
+    the same update to float rounding (about 1e-7). The reference CNN's Adam step on a 2-core Zen 3 EPYC: 0.43 ms
+    fused, 5.5 ms as the for-loop (docs/results-2026-12-07b). A resumed run keeps the kernels it was saved with."""
+    parameters = list(model.parameters())
+    fused = True if all(p.device.type in ("cpu", "cuda") for p in parameters) else None
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay
+            parameters, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay, fused=fused
         )
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return optimizer_class(parameters, lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 def selection_key(record: dict) -> tuple:
