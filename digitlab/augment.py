@@ -50,6 +50,17 @@ def random_affine_matrices(n: int, config: AugmentConfig, generator: torch.Gener
     return torch.cat([linear, translation], dim=-1)  # (n, 2, 3)
 
 
+def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, H, W, 2) sampling grid of (N, 2, 3) matrices for `grid_sample`: `F.affine_grid(theta, size,
+    align_corners=False)` as broadcast arithmetic, equal to it within 1e-6. F.affine_grid multiplies every pixel's
+    (x, y, 1) by its matrix in a batched product with an inner dimension of 3, which the CPU's BLAS runs poorly:
+    0.85 ms of a 21 ms `fast` step at batch 128 on a Zen 3 EPYC (docs/results-2026-12-07b)."""
+    xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1  # pixel centres, (-1, 1)
+    ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
+    a, b, shift = (column[:, None, None, :] for column in theta.unbind(-1))  # (N, 1, 1, 2) each
+    return torch.addcmul(torch.addcmul(shift, a, xs[:, None]), b, ys[:, None, None])  # a x + b y + shift: (N, H, W, 2)
+
+
 def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Randomly distort a float batch (N, 1, 28, 28), pixels 0..255; a disabled config returns it unchanged.
 
@@ -59,7 +70,7 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig, generator: torch.
     if not config.enabled:
         return images
     theta = random_affine_matrices(len(images), config, generator, images.device).to(images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (N, 28, 28, 2)
+    grid = affine_grid(theta, *images.shape[-2:])  # (N, 28, 28, 2)
     if config.elastic > 0:
         grid = grid + elastic_displacement(len(images), config.elastic, generator, images)
     x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

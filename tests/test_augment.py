@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digitlab.augment import augment_batch, make_generator, random_affine_matrices
+from digitlab.augment import affine_grid, augment_batch, make_generator, random_affine_matrices
 from digitlab.config import AugmentConfig
 
 ZERO = AugmentConfig(rotation_deg=0, shift=0, shear_rad=0, zoom=0)
@@ -65,6 +65,15 @@ def test_matrices_stay_within_the_configured_ranges(rot, shift, shear, zoom, see
     low = math.cos(shear) * (1 - zoom) ** 2 - 1e-5
     high = (1 + zoom) ** 2 + 1e-5
     assert det.min() >= low and det.max() <= high
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 40), height=st.integers(1, 40), width=st.integers(1, 40))
+def test_the_broadcast_grid_is_pytorchs_affine_grid(seed, n, height, width):
+    """The oracle: F.affine_grid with align_corners=False, for any matrices and (also non-square) image sizes."""
+    theta = torch.randn(n, 2, 3, generator=torch.Generator().manual_seed(seed))
+    expected = torch.nn.functional.affine_grid(theta, [n, 1, height, width], align_corners=False)
+    torch.testing.assert_close(affine_grid(theta, height, width), expected, rtol=0, atol=1e-5)
 
 
 @settings(max_examples=25, deadline=None)

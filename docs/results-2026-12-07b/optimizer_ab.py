@@ -4,10 +4,13 @@ optimizer against its fused one, in alternating rounds in one process; each roun
 up 10 steps, then times STEPS steps. Also the optimizer's step alone on the model's parameters. From the repo root
 (2026-12-07, a 2-core AMD EPYC, Zen 3):
 
-    python docs/results-2026-12-07b/optimizer_ab.py [--recipes reference,fast] [--rounds 5] [--steps 60]
+    python docs/results-2026-12-07b/optimizer_ab.py [--recipes reference,fast] [--rounds 5] [--steps 60] [--batch N]
+
+Each recipe at its own batch size (128 for both) unless --batch sets one (bench_throughput's figure: batch 64).
 """
 
 import argparse
+import dataclasses
 import json
 import statistics
 import time
@@ -24,6 +27,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--recipes", default="reference,fast")
 parser.add_argument("--rounds", type=int, default=5)
 parser.add_argument("--steps", type=int, default=60)
+parser.add_argument("--batch", type=int, help="instead of each recipe's own batch size")
 args = parser.parse_args()
 
 train = load_source("mnist", "train")
@@ -67,6 +71,8 @@ def optimizer_ms(config, fused: bool) -> float:
 result = {}
 for name in args.recipes.split(","):
     config = recipe(name)
+    if args.batch:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=args.batch))
     rates = {"for-loop": [], "fused": []}
     for r in range(args.rounds):
         for kind in ("for-loop", "fused") if r % 2 == 0 else ("fused", "for-loop"):
