@@ -1,8 +1,8 @@
 """Batched random augmentation on the training device: the seed's ImageDataGenerator, and robustness options.
 
 One affine matrix per image (rotation, shear, zoom about the centre, then shift), all drawn at once from an explicit
-`torch.Generator`, applied to the whole batch with one `affine_grid` + `grid_sample`: no per-image Python loop and no
-DataLoader workers. Pixels sampled from outside the image are 0 (background), as MNIST's border is.
+`torch.Generator`, applied to the whole batch with one sampling grid (`affine_grid`) and one `grid_sample`: no
+per-image Python loop and no DataLoader workers. Pixels sampled from outside the image are 0 (background), as MNIST's border is.
 
 The matrix maps output coordinates to input coordinates in [-1, 1] units, the same convention Keras uses for its
 transform matrix, so the ranges mean what they meant there: rotation ±8°, shifts ±8 % of the side, shear ±0.3 rad,
