@@ -2,7 +2,8 @@
 
 One affine matrix per image (rotation, shear, zoom about the centre, then shift), all drawn at once from an explicit
 `torch.Generator`, applied to the whole batch with one sampling grid (`affine_grid`) and one `grid_sample`: no
-per-image Python loop and no DataLoader workers. Pixels sampled from outside the image are 0 (background), as MNIST's border is.
+per-image Python loop and no DataLoader workers. Pixels sampled from outside the image are 0 (background), as
+MNIST's border is.
 
 The matrix maps output coordinates to input coordinates in [-1, 1] units, the same convention Keras uses for its
 transform matrix, so the ranges mean what they meant there: rotation ±8°, shifts ±8 % of the side, shear ±0.3 rad,
@@ -52,9 +53,10 @@ def random_affine_matrices(n: int, config: AugmentConfig, generator: torch.Gener
 
 def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(N, H, W, 2) sampling grid of (N, 2, 3) matrices for `grid_sample`: `F.affine_grid(theta, size,
-    align_corners=False)` as broadcast arithmetic, equal to it within 1e-6. F.affine_grid multiplies every pixel's
-    (x, y, 1) by its matrix in a batched product with an inner dimension of 3, which the CPU's BLAS runs poorly:
-    0.85 ms of a 21 ms `fast` step at batch 128 on a Zen 3 EPYC (docs/results-2026-12-07b)."""
+    align_corners=False)` as broadcast arithmetic, within 2.4e-7 of it for the augmentation's matrices.
+    F.affine_grid multiplies every pixel's (x, y, 1) by its matrix in a batched product with an inner dimension of
+    3, which the CPU's BLAS runs poorly: at batch 128 on a Zen 3 EPYC, 1.50 ms against 0.54 ms here, of a ~19 ms
+    `fast` step (docs/results-2026-12-07b/grid_probe.txt)."""
     xs = (torch.arange(width, device=theta.device, dtype=theta.dtype) * 2 + 1) / width - 1  # pixel centres, (-1, 1)
     ys = (torch.arange(height, device=theta.device, dtype=theta.dtype) * 2 + 1) / height - 1
     a, b, shift = (column[:, None, None, :] for column in theta.unbind(-1))  # (N, 1, 1, 2) each
