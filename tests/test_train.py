@@ -135,15 +135,18 @@ def test_without_validation_the_last_epoch_is_kept_and_trained_on_every_image(tm
 @pytest.mark.slow
 def test_bf16_and_compiled_training_run_and_learn_on_the_cpu(tmp_path, data_dir):
     """The GPU path's switches, exercised where CI runs: bf16 autocast and torch.compile each train a model that
-    learns (the GPU itself is measured when one is lent: README)."""
-    config = override(small_config(data_dir, epochs=2), {"data.train_size": 600, "data.val_size": 200})
+    learns (the GPU itself is measured when one is lent: README). 2,000 images for 2 epochs reach about 97 %, where
+    the three land within 0.02 of each other (seeds 0-2, 2026-12-07); with 600 images they stopped at 28-61 %, in
+    the steep part of learning, and a compiled run, which draws its dropout masks from its own generator, ended
+    0.03-0.20 from the eager one."""
+    config = override(small_config(data_dir, epochs=2), {"data.train_size": 2000, "data.val_size": 200})
     quiet = {"log": lambda *_: None}
     runs = {"fp32": {"train.precision": "fp32"}, "bf16": {"train.precision": "bf16"},
             "compiled": {"train.compile": True, "train.precision": "fp32"}}  # fmt: skip
     metrics = {name: train(override(config, fields), out=tmp_path / name, **quiet) for name, fields in runs.items()}
     fp32, bf16, compiled = (metrics[name]["test"]["accuracy"] for name in runs)
-    assert fp32 > 0.4 and bf16 > 0.4 and compiled > 0.4, (fp32, bf16, compiled)  # chance is 0.1
-    assert abs(bf16 - fp32) < 0.15 and abs(compiled - fp32) < 0.05, (fp32, bf16, compiled)
+    assert fp32 > 0.9 and bf16 > 0.9 and compiled > 0.9, (fp32, bf16, compiled)  # chance is 0.1
+    assert abs(bf16 - fp32) < 0.05 and abs(compiled - fp32) < 0.05, (fp32, bf16, compiled)
     assert [metrics[name]["autocast"] for name in runs] == [None, "bf16", None]  # what ran is recorded
     saved = json.loads((tmp_path / "compiled" / "config.json").read_text())["config"]["train"]
     assert saved["compile"] is True and saved["precision"] == "fp32"
