@@ -181,13 +181,12 @@ def restore_optimizer(
                 _, index, slot = key.split(".", 2)
                 state.setdefault(int(index), {})[slot] = value
         optimizer.load_state_dict({"state": state, "param_groups": info["optimizer_param_groups"]})
-        for group in optimizer.param_groups:
-            for parameter in group["params"]:
-                moments = optimizer.state[parameter]
-                for slot, value in list(moments.items()):
-                    if value.shape == parameter.shape:  # the file holds them contiguous; PyTorch's fused kernels
-                        #  read each tensor's memory in its weight's order (channels-last), so lay them out alike
-                        moments[slot] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
+        # The file holds the moments contiguous; PyTorch's fused kernels read each tensor's memory in its weight's
+        # order (channels-last), so lay them out alike
+        for parameter, moments in optimizer.state.items():
+            for slot, value in list(moments.items()):
+                if value.shape == parameter.shape:
+                    moments[slot] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
         raise DataError(path, "optimizer state", f"does not fit the {type(optimizer).__name__} optimizer of this "
                         f"config ({type(e).__name__}: {str(e)[:100]})") from None  # fmt: skip
