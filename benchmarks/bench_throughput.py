@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,8 +87,6 @@ def train_rate(images, labels, config: RunConfig, device, compiled: bool = False
 
 
 def inference_rates(images, device, model_config=RunConfig().model) -> dict:
-    from digitlab.export import WithSoftmax, fold_batchnorm
-
     model = build_model(model_config).to(device, memory_format=torch.channels_last).eval()
     x = images[:10_000].float().contiguous(memory_format=torch.channels_last)
     result = {}
@@ -103,35 +102,41 @@ def inference_rates(images, device, model_config=RunConfig().model) -> dict:
             result[f"torch_b{batch}"] = len(x) / (time.perf_counter() - start)
     if device.type == "cpu":
         try:
-            import tempfile
-            from pathlib import Path
-
             import onnxruntime  # noqa: F401
-
-            from digitlab.engines import OnnxEngine
-
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "m.onnx"
-                graph = WithSoftmax(fold_batchnorm(model.to(memory_format=torch.contiguous_format)))
-                program = torch.onnx.export(
-                    graph,
-                    (torch.zeros(2, 1, 28, 28),),
-                    input_names=["pixels"],
-                    dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
-                    dynamo=True,
-                )
-                program.save(str(path))
-                engine = OnnxEngine(path)
-                cpu_images = images[:10_000].cpu()
-                for b in cpu_images.split(64):  # the same whole untimed pass first
-                    engine.predict_proba(b)
-                start = time.perf_counter()
-                for b in cpu_images.split(64):
-                    engine.predict_proba(b)
-                result["onnx_b64"] = len(cpu_images) / (time.perf_counter() - start)
         except ImportError:
-            pass
+            return result
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = onnx_engine(model, Path(tmp) / "m.onnx")
+            result["onnx_b64"] = onnx_rate(engine, images[:10_000].cpu())
     return result
+
+
+def onnx_engine(model: torch.nn.Module, path: Path):
+    """`model` exported as digitlab exports it (BatchNorm folded, raw pixels in, probabilities out) to `path`, in
+    digitlab's ONNX Runtime engine."""
+    from digitlab.engines import OnnxEngine
+    from digitlab.export import WithSoftmax, fold_batchnorm
+
+    graph = WithSoftmax(fold_batchnorm(model.cpu().to(memory_format=torch.contiguous_format).eval()))
+    program = torch.onnx.export(
+        graph,
+        (torch.zeros(2, 1, 28, 28),),
+        input_names=["pixels"],
+        dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
+        dynamo=True,
+    )
+    program.save(str(path))
+    return OnnxEngine(path)
+
+
+def onnx_rate(engine, images: torch.Tensor) -> float:
+    """Images/s of `engine` at batch 64 over `images`: one whole untimed pass, then the timed one."""
+    for b in images.split(64):
+        engine.predict_proba(b)
+    start = time.perf_counter()
+    for b in images.split(64):
+        engine.predict_proba(b)
+    return len(images) / (time.perf_counter() - start)
 
 
 def main() -> None:
