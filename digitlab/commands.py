@@ -260,6 +260,7 @@ def add_report_commands(sub) -> None:
     summary.add_argument("--kernel", type=int, choices=[3, 5])
     summary.add_argument("--stem", choices=["pool", "stride"])
     summary.add_argument("--ink-width", type=int)
+    summary.add_argument("--deskew", action=argparse.BooleanOptionalAction)
     summary.add_argument("--dropout", type=float)
     summary.add_argument("--bn", action=argparse.BooleanOptionalAction)
 

@@ -42,6 +42,7 @@ class ModelConfig:
     #                     pooling: a quarter of the first layer's compute; the student recipe's); models.py. The
     #                     other models ignore it, as the reference CNN ignores width: `distill --arch vgg` just works
     ink_width: int = 0  # stretch or squeeze each digit's ink to this many pixels wide first (0: off); models.py
+    deskew: bool = False  # shear each digit upright first (its ink's x-y covariance to 0); models.py
 
     def __post_init__(self):
         _check(self.arch in ARCH_NAMES, f"arch '{self.arch}' is not one of: {', '.join(ARCH_NAMES)}")

@@ -74,7 +74,9 @@ The normalisation constants are buffers set from the training data, so a saved m
 Any of them can first stretch or squeeze each digit horizontally until its ink is `ink_width` pixels wide (height
 and horizontal centre kept; Ciresan et al. 2012, arXiv:1202.2745, trained committee members on MNIST normalised to
 widths 10-20 so that their errors differ). It is a layer of the model, so evaluation, export and serving apply it
-as training did, after augmentation; `nn.Identity()` when `ink_width` is 0.
+as training did, after augmentation; `nn.Identity()` when `ink_width` is 0. Before that, `deskew` can shear each
+digit upright (the classic MNIST preprocessing of LeCun et al.'s comparisons, which halved some classifiers' errors):
+members that see upright digits may err where slanted-digit members do not.
 """
 
 from __future__ import annotations
@@ -131,8 +133,50 @@ class InkWidth(nn.Module):
         return nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+class Deskew(nn.Module):
+    """Shear each image (N, 1, 28, 28) of raw pixels horizontally so that its ink's slant is gone: the x-y covariance
+    of the ink's intensity becomes 0 (second image moments; rows keep their height, the centroid row stays put).
+
+    Intensity above the image's darkest pixel weighs each pixel, so a light background adds nothing. The slant (x
+    pixels per y pixel) is clamped to +-1 (45 degrees); a blank image is left as it is. Bilinear resampling; outside
+    the image is paper (the darkest pixel's value), so ink at an edge is not smeared. Only ops that ONNX exports,
+    batched on any device."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, height, width = x.shape
+        paper = x.amin(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
+        weight = x - paper  # (N, 1, H, W)
+        mass = weight.sum(dim=(1, 2, 3)).clamp_min(1e-6)  # (N,)
+        xs = torch.arange(width, device=x.device, dtype=x.dtype)  # (W,) pixel columns
+        ys = torch.arange(height, device=x.device, dtype=x.dtype)  # (H,) pixel rows
+        row_mass = weight.sum(dim=(1, 3))  # (N, H)
+        column_mass = weight.sum(dim=(1, 2))  # (N, W)
+        cy = (row_mass * ys).sum(1) / mass  # (N,) centroid row
+        cx = (column_mass * xs).sum(1) / mass  # (N,) centroid column
+        dy = ys.reshape(1, height) - cy.reshape(n, 1)  # (N, H)
+        dx = xs.reshape(1, width) - cx.reshape(n, 1)  # (N, W)
+        xy = (weight.squeeze(1) * dy.reshape(n, height, 1) * dx.reshape(n, 1, width)).sum(dim=(1, 2)) / mass
+        yy = (row_mass * dy * dy).sum(1) / mass
+        slant = (xy / yy.clamp_min(1e-6)).clamp(-1.0, 1.0)  # (N,) x pixels per y pixel; 0 for a blank image
+        # Output pixel (X, Y) takes the input at (X + slant (Y - cy), Y); grid_sample's coordinates
+        # (align_corners=False) put -1 and 1 on the image's outer edges, so one pixel is 2 / width.
+        grid_x = ((xs + 0.5) * 2 / width - 1).reshape(1, 1, width) + (slant.reshape(n, 1) * dy * 2 / width).reshape(
+            n, height, 1
+        )  # (N, H, W)
+        grid_y = ((ys + 0.5) * 2 / height - 1).reshape(1, height, 1).expand(n, height, width)
+        grid = torch.stack([grid_x, grid_y], -1)  # (N, H, W, 2)
+        return paper + nn.functional.grid_sample(
+            weight, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+
+
+def deskew_layer(config: ModelConfig) -> nn.Module:
+    """Every model's first layer: `Deskew` when the config asks for it, else nothing (`nn.Identity()`)."""
+    return Deskew() if config.deskew else nn.Identity()
+
+
 def ink_width_layer(config: ModelConfig) -> nn.Module:
-    """Every model's first layer: `InkWidth` when the config sets a width, else nothing (`nn.Identity()`)."""
+    """Every model's second layer: `InkWidth` when the config sets a width, else nothing (`nn.Identity()`)."""
     return InkWidth(config.ink_width) if config.ink_width else nn.Identity()
 
 
@@ -157,6 +201,7 @@ class ReferenceCNN(nn.Module):
         def bn1d(n):
             return nn.BatchNorm1d(n) if config.batch_norm else nn.Identity()
 
+        self.deskew = deskew_layer(config)
         self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(
@@ -181,7 +226,8 @@ class ReferenceCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.deskew(x)  # (N, 1, 28, 28), raw pixels
+        x = self.ink_width(x)
         x = self.normalize(x)
         x = self.features(x)  # (N, 64, 4, 4)
         return self.classifier(x)  # (N, classes)
@@ -213,6 +259,7 @@ class CompactCNN(nn.Module):
                 return [nn.Conv2d(1, w, kernel_size=5, stride=2, bias=not config.batch_norm)]
             return [conv(1, w, 5), nn.MaxPool2d(2)]
 
+        self.deskew = deskew_layer(config)
         self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(
@@ -230,7 +277,8 @@ class CompactCNN(nn.Module):
         self.classifier = linear_head(4 * w, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.deskew(x)  # (N, 1, 28, 28), raw pixels
+        x = self.ink_width(x)
         x = self.normalize(x)
         x = self.features(x)  # (N, 4w, 3, 3)
         return self.classifier(x)  # (N, classes)
@@ -242,6 +290,7 @@ class StackedCNN(nn.Module):
         w, k, bn = config.width, config.kernel, config.batch_norm
         same = k // 2  # padding that keeps the map's size
 
+        self.deskew = deskew_layer(config)
         self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(
@@ -257,7 +306,8 @@ class StackedCNN(nn.Module):
         self.classifier = linear_head(4 * w, config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.deskew(x)  # (N, 1, 28, 28), raw pixels
+        x = self.ink_width(x)
         x = self.normalize(x)
         x = self.features(x)  # (N, 4w, 3, 3) with either kernel
         return self.classifier(x)  # (N, classes)
@@ -275,13 +325,15 @@ class DeepCNN(nn.Module):
         channels = [1] + [w + i * step for i in range(layers)]
         pairs = zip(channels, channels[1:])
         convs = [m for c_in, c_out in pairs for m in conv_bn_relu(c_in, c_out, config.batch_norm, kernel=k)]
+        self.deskew = deskew_layer(config)
         self.ink_width = ink_width_layer(config)
         self.normalize = Normalize()
         self.features = nn.Sequential(*convs)
         self.classifier = linear_head(channels[-1], config, side=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ink_width(x)  # (N, 1, 28, 28), raw pixels
+        x = self.deskew(x)  # (N, 1, 28, 28), raw pixels
+        x = self.ink_width(x)
         x = self.normalize(x)
         x = self.features(x)  # (N, 5.5w or 5w, 8, 8): unpadded convolutions, no pooling
         return self.classifier(x)  # (N, classes)

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from digitlab.config import ModelConfig
 from digitlab.errors import DigitlabError
-from digitlab.models import InkWidth, build_model, summary
+from digitlab.models import Deskew, InkWidth, build_model, summary
 
 ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8, 3, "pool"),
          ("compact", 32, 3, "pool"), ("compact", 16, 3, "stride"), ("vgg", 8, 3, "pool"), ("vgg", 24, 3, "pool"),
@@ -18,12 +18,19 @@ ARCHS = [("reference", 16, 3, "pool"), ("compact", 16, 3, "pool"), ("compact", 8
 
 
 @pytest.mark.parametrize(
-    "arch, width, kernel, stem, batch_norm, dropout, ink_width",
-    [(*a, *s) for a in ARCHS for s in itertools.product([True, False], [0.0, 0.25, 0.5], [0, 12])],
+    "arch, width, kernel, stem, batch_norm, dropout, ink_width, deskew",
+    [
+        (*a, *s, *i)
+        for a in ARCHS
+        for s in itertools.product([True, False], [0.0, 0.25, 0.5])
+        for i in [(0, False), (12, False), (0, True)]
+    ],  # fmt: skip
 )
-def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel, stem, batch_norm, dropout, ink_width):
+def test_every_switch_combination_runs_forward_and_backward(
+    arch, width, kernel, stem, batch_norm, dropout, ink_width, deskew
+):
     config = ModelConfig(arch=arch, width=width, kernel=kernel, stem=stem, batch_norm=batch_norm, dropout=dropout,
-                         ink_width=ink_width)  # fmt: skip
+                         ink_width=ink_width, deskew=deskew)  # fmt: skip
     model = build_model(config)
     x = torch.randint(0, 256, (4, 1, 28, 28)).float()
     out = model(x)
@@ -33,7 +40,7 @@ def test_every_switch_combination_runs_forward_and_backward(arch, width, kernel,
     kinds = {type(m) for m in model.modules()}
     assert (nn.BatchNorm2d in kinds) == batch_norm and (nn.BatchNorm1d in kinds) == (batch_norm and arch == "reference")
     assert (nn.Dropout in kinds) == (dropout > 0)
-    assert (InkWidth in kinds) == (ink_width > 0)
+    assert (InkWidth in kinds) == (ink_width > 0) and (Deskew in kinds) == deskew
     model.eval()
     assert torch.equal(model(x), model(x))  # eval mode is deterministic whatever the switches
 
@@ -153,14 +160,60 @@ def test_ink_width_measures_the_ink_whatever_the_paper_and_leaves_blank_images_a
     assert torch.allclose(InkWidth(12)(same), same)
 
 
-def test_a_model_with_ink_width_exports_to_onnx_with_the_same_probabilities(tmp_path, mnist_test):
+def slant(images: torch.Tensor) -> torch.Tensor:
+    """(N,) each image's ink slant, x pixels per y pixel: the x-y covariance of its intensity over the y variance."""
+    weight = images[:, 0].double()
+    mass = weight.sum(dim=(1, 2))
+    ys, xs = torch.meshgrid(
+        torch.arange(28.0, dtype=torch.double), torch.arange(28.0, dtype=torch.double), indexing="ij"
+    )
+    cy, cx = (weight * ys).sum(dim=(1, 2)) / mass, (weight * xs).sum(dim=(1, 2)) / mass
+    dy, dx = ys - cy.reshape(-1, 1, 1), xs - cx.reshape(-1, 1, 1)
+    return (weight * dx * dy).sum(dim=(1, 2)) / (weight * dy * dy).sum(dim=(1, 2))
+
+
+def test_deskew_stands_mnist_digits_upright_and_keeps_their_ink_and_rows(mnist_test):
+    images = torch.from_numpy(mnist_test[0][:500]).float().reshape(-1, 1, 28, 28)
+    out = Deskew()(images)
+    assert slant(images).abs().mean() > 0.1  # MNIST's digits lean, some by 45 degrees ...
+    assert slant(out).abs().mean() < 0.01 and (slant(out).abs() < 0.05).float().mean() > 0.98  # ... and no longer
+    kept = out.sum(dim=(1, 2, 3)) / images.sum(dim=(1, 2, 3))  # the ink is kept, but what is sheared off the edge
+    assert (kept <= 1 + 1e-4).all() and ((kept - 1).abs() < 0.01).float().mean() > 0.98
+    rows, rows_before = out.sum(dim=3) > 0, images.sum(dim=3) > 0  # only x is resampled
+    assert (rows == rows_before).float().mean() > 0.99
+    assert out.min() >= 0 and out.max() <= 255 + 1e-3
+
+
+@pytest.mark.parametrize("lean", [-0.6, -0.25, 0.3, 0.7])
+def test_deskew_undoes_a_shear_whatever_the_paper_and_leaves_upright_and_blank_images_alone(lean):
+    upright = torch.zeros(1, 1, 28, 28)
+    upright[0, 0, 6:22, 12:16] = 200.0  # a bar 4 pixels wide, columns 12-15, centroid row 13.5
+    leaning = torch.zeros_like(upright)  # the bar sheared: row y shifted by lean * (y - 13.5) pixels
+    for y in range(6, 22):
+        shift = round(lean * (y - 13.5))
+        leaning[0, 0, y, 12 + shift : 16 + shift] = 200.0
+    assert abs(slant(leaning).item() - lean) < 0.1
+    for paper in (0.0, 100.0):  # grey paper: the same shear undone
+        out = Deskew()(leaning * (0.5 if paper else 1) + paper)
+        assert abs(slant(out - paper).item()) < 0.03
+        ink = (out[0, 0] - paper) > 50  # every bar row's ink is back within a pixel of columns 12-15
+        columns = torch.arange(28.0)
+        centres = (ink * columns).sum(1)[6:22] / ink.sum(1)[6:22]
+        assert ((centres - 13.5).abs() <= 1.0).all(), centres
+    assert torch.allclose(Deskew()(upright), upright, atol=1e-3)  # no slant: resampled pixel for pixel
+    blank = torch.zeros(3, 1, 28, 28)
+    assert torch.equal(Deskew()(blank), blank)
+
+
+@pytest.mark.parametrize("input_layers", [{"ink_width": 12}, {"deskew": True}])
+def test_a_model_with_its_input_layers_exports_to_onnx_with_the_same_probabilities(input_layers, tmp_path, mnist_test):
     pytest.importorskip("onnxruntime")
     from digitlab.checkpoint import save_checkpoint
     from digitlab.config import RunConfig
     from digitlab.export import onnx_graph, onnx_session, run_onnx
 
     torch.manual_seed(0)
-    config = RunConfig(model=ModelConfig(arch="vgg", width=8, ink_width=12, dropout=0))
+    config = RunConfig(model=ModelConfig(arch="vgg", width=8, dropout=0, **input_layers))
     model = build_model(config.model).eval()
     save_checkpoint(tmp_path / "model.safetensors", model, config)
     (tmp_path / "model.onnx").write_bytes(onnx_graph(tmp_path / "model.safetensors")[0])
