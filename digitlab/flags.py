@@ -87,7 +87,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
                    "this many pixels wide, height kept (10-20: committee members whose errors differ; "
                    "0: off)")  # fmt: skip
     p.add_argument("--deskew", action=argparse.BooleanOptionalAction, help="first shear each digit upright (its "
-                   "ink's slant to 0; committee members whose errors may differ)")  # fmt: skip
+                   "ink's slant to 0)")  # fmt: skip
     p.add_argument("--dropout", type=float, help="dropout probability; 0 turns it off")
     p.add_argument("--bn", action=argparse.BooleanOptionalAction, help="batch normalisation on/off")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, help="data augmentation on/off")

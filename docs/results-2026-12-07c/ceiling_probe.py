@@ -21,17 +21,15 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_throughput import matmul_peak, with_batch  # noqa: E402
+from bench_throughput import matmul_peak, onnx_engine, with_batch  # noqa: E402
 from common import machine  # noqa: E402
+from naive_epoch import reference_cnn  # noqa: E402
 
 from digitlab.augment import augment_batch, make_generator  # noqa: E402
 from digitlab.config import RunConfig  # noqa: E402
 from digitlab.datasets import load_split  # noqa: E402
-from digitlab.engines import OnnxEngine  # noqa: E402
-from digitlab.export import WithSoftmax, fold_batchnorm  # noqa: E402
 from digitlab.models import build_model  # noqa: E402
 from digitlab.state import build_optimizer  # noqa: E402
 from digitlab.train import train_step  # noqa: E402
@@ -46,30 +44,13 @@ test_images = torch.from_numpy(load_split("mnist", "test")[0]).unsqueeze(1)  # (
 train_images, train_labels = (torch.from_numpy(a) for a in load_split("mnist", "train"))
 train_images = train_images.unsqueeze(1)
 
-peer = nn.Sequential(  # the PyTorch peer's model, as written there
-    nn.Conv2d(1, 32, 3), nn.ReLU(), nn.BatchNorm2d(32),
-    nn.Conv2d(32, 32, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(32),
-    nn.Conv2d(32, 64, 3), nn.ReLU(), nn.BatchNorm2d(64),
-    nn.Conv2d(64, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Flatten(), nn.BatchNorm1d(1024),
-    nn.Linear(1024, 512), nn.ReLU(), nn.BatchNorm1d(512), nn.Dropout(0.5),
-    nn.Linear(512, 10),
-).eval()  # fmt: skip
+peer = reference_cnn().eval()  # the PyTorch peer's model, as the peers and naive_epoch.py write it
 peer_images = (test_images.float() / 255 - 0.1307) / 0.3081  # the peer feeds normalised images
 
 config = with_batch(RunConfig(), 64)
 model = build_model(config.model).eval()
 tmp = tempfile.TemporaryDirectory()
-onnx_path = Path(tmp.name) / "m.onnx"
-program = torch.onnx.export(
-    WithSoftmax(fold_batchnorm(model)),
-    (torch.zeros(2, 1, 28, 28),),
-    input_names=["pixels"],
-    dynamic_shapes={"pixels": {0: torch.export.Dim("batch")}},
-    dynamo=True,
-)
-program.save(str(onnx_path))
-engine = OnnxEngine(onnx_path)
+engine = onnx_engine(model, Path(tmp.name) / "m.onnx")
 
 trained = build_model(config.model).to(memory_format=torch.channels_last).train()
 optimizer = build_optimizer(trained, config.train)
