@@ -85,6 +85,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .augment import affine_grid
 from .config import ModelConfig
 
 MNIST_MEAN, MNIST_STD = 33.318, 78.567  # MNIST training pixels, 0..255 scale; replaced by the data's own at training
@@ -159,12 +160,15 @@ class Deskew(nn.Module):
         xy = (weight.squeeze(1) * dy.reshape(n, height, 1) * dx.reshape(n, 1, width)).sum(dim=(1, 2)) / mass
         yy = (row_mass * dy * dy).sum(1) / mass
         slant = (xy / yy.clamp_min(1e-6)).clamp(-1.0, 1.0)  # (N,) x pixels per y pixel; 0 for a blank image
-        # Output pixel (X, Y) takes the input at (X + slant (Y - cy), Y); grid_sample's coordinates
-        # (align_corners=False) put -1 and 1 on the image's outer edges, so one pixel is 2 / width.
-        shift = slant.reshape(n, 1) * dy * 2 / width  # (N, H): each row's shift, in grid units
-        grid_x = ((xs + 0.5) * 2 / width - 1).reshape(1, 1, width) + shift.reshape(n, height, 1)  # (N, H, W)
-        grid_y = ((ys + 0.5) * 2 / height - 1).reshape(1, height, 1).expand(n, height, width)
-        grid = torch.stack([grid_x, grid_y], -1)  # (N, H, W, 2)
+        # Output pixel (X, Y) takes the input at (X + slant (Y - cy), Y): in grid_sample's units (-1 and 1 are the
+        # image's outer edges) x_in = x + slant (H / W) (y - cy_grid), an affine map per image
+        cy_grid = (cy + 0.5) * 2 / height - 1
+        shear = slant * height / width
+        zeros, ones = torch.zeros_like(shear), torch.ones_like(shear)
+        theta = torch.stack(
+            [torch.stack([ones, shear, -shear * cy_grid], -1), torch.stack([zeros, ones, zeros], -1)], 1
+        )
+        grid = affine_grid(theta, height, width)  # (N, H, W, 2)
         sheared = nn.functional.grid_sample(weight, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return paper + sheared
 
