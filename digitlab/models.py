@@ -152,12 +152,10 @@ class Deskew(nn.Module):
         xs = torch.arange(width, device=x.device, dtype=x.dtype)  # (W,) pixel columns
         ys = torch.arange(height, device=x.device, dtype=x.dtype)  # (H,) pixel rows
         row_mass = weight.sum(dim=(1, 3))  # (N, H)
-        column_mass = weight.sum(dim=(1, 2))  # (N, W)
         cy = (row_mass * ys).sum(1) / mass  # (N,) centroid row
-        cx = (column_mass * xs).sum(1) / mass  # (N,) centroid column
         dy = ys.reshape(1, height) - cy.reshape(n, 1)  # (N, H)
-        dx = xs.reshape(1, width) - cx.reshape(n, 1)  # (N, W)
-        xy = (weight.squeeze(1) * dy.reshape(n, height, 1) * dx.reshape(n, 1, width)).sum(dim=(1, 2)) / mass
+        # x-y covariance: the sum of w (X - cx)(Y - cy) equals that of w X (Y - cy), as w (Y - cy) sums to 0
+        xy = (weight.squeeze(1) * dy.reshape(n, height, 1) * xs).sum(dim=(1, 2)) / mass
         yy = (row_mass * dy * dy).sum(1) / mass
         slant = (xy / yy.clamp_min(1e-6)).clamp(-1.0, 1.0)  # (N,) x pixels per y pixel; 0 for a blank image
         # Output pixel (X, Y) takes the input at (X + slant (Y - cy), Y): in grid_sample's units (-1 and 1 are the
