@@ -59,9 +59,10 @@ def matmul_peak(device, dtype) -> float:
 
 
 def train_rate(images, labels, config: RunConfig, device, compiled: bool = False, bf16: bool = False) -> float:
-    from digitlab.state import build_optimizer
+    from digitlab.state import build_optimizer, keep_freed_memory
     from digitlab.train import train_step
 
+    keep_freed_memory()  # as open_run does for every training run
     torch.manual_seed(0)
     batch = config.train.batch_size
     model = build_model(config.model).to(device, memory_format=torch.channels_last)
