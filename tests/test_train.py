@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -195,7 +196,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc settings")
 def test_a_training_step_stops_page_faulting_once_freed_memory_is_kept():
     """The reference CNN's step at batch 64 allocates and frees some 13 MB of activations; with glibc's defaults they
     come back as fresh pages each step (thousands of minor faults), with keep_freed_memory from the freed heap."""
