@@ -172,7 +172,8 @@ def keep_freed_memory() -> bool:
     threshold keeps (2-core AMD EPYC, 2026-12-07). With the mmap threshold at its 64-bit maximum (32 MiB) and the
     trim threshold at 1 GiB they fall to about none, and `digitlab train` ran 1.13x as fast (median of six
     interleaved one-epoch runs, peak memory +7 %; README, Results) — what PyTorch's CPU tuning guide gets from
-    jemalloc or TCMalloc. A process setting, made by `open_run`; no effect, and False, off glibc (macOS, Windows, musl)."""
+    jemalloc or TCMalloc. A process setting, made by `open_run`; no effect, and False, off glibc (macOS, Windows,
+    musl)."""
     if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
