@@ -168,12 +168,12 @@ def keep_freed_memory() -> bool:
     Each step allocates and frees the same activations, several MB each. glibc hands out blocks above its mmap
     threshold as fresh pages and returns the free top of its heap to the kernel, so a step can page-fault and zero
     its activations afresh: per step, 2,700-3,600 minor faults for the reference CNN at batch 64, 5,100-5,300 at
-    batch 128, 9,400-11,500 for the stacked CNN, none for the compact CNN, whose blocks glibc's own adaptive
-    threshold keeps (2-core AMD EPYC, 2026-12-07). With the mmap threshold at its 64-bit maximum (32 MiB) and the
-    trim threshold at 1 GiB they fall to about none, and `digitlab train` ran 1.13x as fast (median of six
-    interleaved one-epoch runs, peak memory +7 %; README, Results) — what PyTorch's CPU tuning guide gets from
-    jemalloc or TCMalloc. A process setting, made by `open_run`; no effect, and False, off glibc (macOS, Windows,
-    musl)."""
+    batch 128, 9,400-11,500 for the stacked CNN, almost none for the compact CNN, whose blocks glibc's own
+    adaptive threshold keeps (2-core AMD EPYC, 2026-12-07). With the mmap threshold at its 64-bit maximum (32 MiB)
+    and the trim threshold at 1 GiB they fall to about none, and one-epoch commands ran 1.13x (`digitlab train`)
+    and 1.37x (`--recipe robust`) as fast (medians of six and four interleaved runs, peak memory +5-7 %; README,
+    Results): what PyTorch's tuning guide gets from jemalloc or TCMalloc. A process setting, made by `open_run`;
+    no effect, and False, off glibc (macOS, Windows, musl)."""
     if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(None)
