@@ -40,15 +40,22 @@ from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output, write_json
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
 
 
-def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
-    """The corrupted test set, from the cache when this exact set (version, seed, images) was made before."""
+def cached_set(kind: str, images: np.ndarray, seed: int, make, check=None) -> dict[str, np.ndarray]:
+    """Arrays made from `images` (a corrupted set, pictures of paper), from the data cache when this exact set
+    (suite version, kind, seed, images) was made before, else `make()`'s, kept there. `check(cached)` may refuse a
+    cached set, which is then made again."""
     key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
-    path = data_root() / "corrupted" / f"v{SUITE_VERSION}-{name}-seed{seed}-{key}.npz"
+    path = data_root() / "corrupted" / f"v{SUITE_VERSION}-{kind}-seed{seed}-{key}.npz"
+    return cached_arrays(path, make, check or (lambda cached: True))
+
+
+def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
+    """The corrupted test set, from the cache when this exact set was made before."""
 
     def same_shape(cached: dict) -> bool:
         return cached["images"].shape == images.shape and cached["images"].dtype == np.uint8
 
-    return cached_arrays(path, lambda: {"images": corrupt(name, images, seed)}, same_shape)["images"]
+    return cached_set(name, images, seed, lambda: {"images": corrupt(name, images, seed)}, same_shape)["images"]
 
 
 PHOTO_IMAGES = 500  # test digits per photo-like variant (each is a full-size picture through preprocess.py)
@@ -85,29 +92,56 @@ PHOTO_LIKE = {  # name -> picture of one digit; rng places the off-centre ones
 }
 
 
-def photo_like(engine, images: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, float]:
-    """Accuracy on test digits turned into pictures of paper, each through the server's preprocessing."""
+def photo_pictures(images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Each PHOTO_LIKE variant of `images` as pictures of paper through the server's preprocessing (N x 28 x 28)."""
     rng = np.random.default_rng(seed)
-    result = {}
-    for name, make in PHOTO_LIKE.items():
-        prepared = np.stack([mnist_style(make(digit, rng)) for digit in images[:PHOTO_IMAGES]])
-        result[name] = accuracy(engine, prepared, labels[:PHOTO_IMAGES])[0]
-    return result
+    return {name: np.stack([mnist_style(make(digit, rng)) for digit in images]) for name, make in PHOTO_LIKE.items()}
+
+
+def same_as_made_now(cached: dict, made: dict) -> bool:
+    """Whether cached pictures still are what the code makes: shapes, and the first picture of each set made again
+    (`made`), so a change to the drawing or the preprocessing is never read from an old cache."""
+    return cached.keys() == made.keys() and all(
+        cached[k].dtype == np.uint8 and np.array_equal(cached[k][: len(made[k])], made[k]) for k in made
+    )
+
+
+def photo_like(engine, images: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, float]:
+    """Accuracy on test digits turned into pictures of paper, each through the server's preprocessing. The pictures
+    (some 3 s of drawing for 500 digits) are kept in the data cache, checked against their first digit made again:
+    only the off-centre variant draws from `rng`, so a first digit made alone is drawn as in the whole set."""
+    images, labels = images[:PHOTO_IMAGES], labels[:PHOTO_IMAGES]
+
+    def current(cached: dict) -> bool:
+        first = photo_pictures(images[:1], seed)
+        return same_as_made_now(cached, first) and all(len(v) == len(images) for v in cached.values())
+
+    pictures = cached_set("photo-like", images, seed, lambda: photo_pictures(images, seed), current)
+    return {name: accuracy(engine, pictures[name], labels)[0] for name in PHOTO_LIKE}
 
 
 OTHER_WRITERS = "UCI optical recognition of handwritten digits, test set (scikit-learn's load_digits)"
+
+
+def writer_pictures(ink: np.ndarray) -> dict[str, np.ndarray]:
+    """UCI's 8x8 blocks (0-255) as 160-pixel pictures of ink on paper through the server's preprocessing."""
+    return {"images": np.stack([mnist_style(on_paper(block, 160, 160, (0, 0))) for block in ink])}
 
 
 def other_writers(engine) -> dict:
     """Other writers at another resolution: the 1,797 test digits of UCI's optical-recognition set, written by 13
     people on NIST forms and kept as 8x8 blocks that count the ink pixels of 4x4 (0-16); scikit-learn ships them, so
     nothing is downloaded. Each is enlarged to a 160-pixel picture of dark ink on light paper (on_paper) and goes
-    through the server's preprocessing, as a photographed form would."""
+    through the server's preprocessing, as a photographed form would; the pictures are kept in the data cache."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
     ink = np.round(digits.images * 255 / 16).astype(np.uint8)  # (1797, 8, 8): 0-16 ink pixels -> 0-255
-    prepared = np.stack([mnist_style(on_paper(block, 160, 160, (0, 0))) for block in ink])  # (1797, 28, 28)
+
+    def current(cached: dict) -> bool:
+        return same_as_made_now(cached, writer_pictures(ink[:1])) and len(cached["images"]) == len(ink)
+
+    prepared = cached_set("uci-writers", ink, 0, lambda: writer_pictures(ink), current)["images"]  # (1797, 28, 28)
     acc, predicted = accuracy(engine, prepared, digits.target)
     missed = np.bincount(digits.target[predicted != digits.target], minlength=10)
     return {"source": OTHER_WRITERS, "digits": len(prepared), "writers": 13, "accuracy": acc,

@@ -49,6 +49,43 @@ def test_pens_widen_and_thin_strokes_as_pils_rank_filters_do(digits):
             np.testing.assert_array_equal(np.asarray(on_paper(digit, 280, 280, (0, 0), pen=pen)), expected)
 
 
+class RecordingEngine:
+    """An engine that answers 0 for every picture and keeps the pictures it was given."""
+
+    def __init__(self):
+        self.seen = []
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        self.seen.append(images[:, 0].astype(np.uint8))
+        return np.eye(10, dtype=np.float32)[np.zeros(len(images), dtype=int)]
+
+
+def test_photo_like_pictures_are_kept_and_an_outdated_cache_is_made_again(digits, tmp_path, monkeypatch):
+    """The pictures of paper are drawn once and then read from the data cache; a cached set whose first picture is not
+    what the code draws now (an older drawing or preprocessing) is drawn again, never measured."""
+    from digitlab.robustness import PHOTO_LIKE, photo_like, photo_pictures
+
+    monkeypatch.setenv("DIGITLAB_DATA_DIR", str(tmp_path))
+    images, labels, name = digits[:6], np.zeros(6, dtype=int), next(iter(PHOTO_LIKE))
+    drawn = photo_pictures(images, seed=0)
+
+    def measured(cached=None) -> list[np.ndarray]:
+        if cached is not None:  # written as the cache writes it, then measured
+            (path,) = (tmp_path / "corrupted").glob("v*-photo-like-seed0-*.npz")
+            np.savez(path, **cached)
+        engine = RecordingEngine()
+        photo_like(engine, images, labels, seed=0)
+        return engine.seen
+
+    assert all(np.array_equal(seen, drawn[k]) for seen, k in zip(measured(), PHOTO_LIKE))  # drawn and kept
+    later = {**drawn, name: drawn[name].copy()}
+    later[name][3] = 0  # a later picture changed in the cache: read from it, not drawn again
+    assert np.array_equal(measured(later)[0], later[name])
+    first = {**drawn, name: drawn[name].copy()}
+    first[name][0] = 0  # the first picture is not what the code draws now: all drawn again
+    assert all(np.array_equal(seen, drawn[k]) for seen, k in zip(measured(first), PHOTO_LIKE))
+
+
 @pytest.mark.slow
 def test_robustness_command_writes_table_json_and_report_section(trained_run, tmp_path):
     run = tmp_path / "run"
