@@ -10,7 +10,7 @@ import pty
 import sys
 
 import pytest
-from conftest import REPO, run_process
+from conftest import REPO, run_cli, run_process
 
 from digitlab.lr_find import valley
 
@@ -27,18 +27,18 @@ def test_valley_is_two_thirds_down_the_longest_fall():
 @pytest.mark.slow
 def test_lr_find_suggests_a_rate_and_train_reads_it_back(tmp_path, data_dir):
     folder = tmp_path / "lr"
-    r = run_process("lr-find", "--recipe", "fast", *SMALL, str(data_dir), "--steps", "60", "--out", str(folder))
+    r = run_cli("lr-find", "--recipe", "fast", *SMALL, str(data_dir), "--steps", "60", "--out", str(folder))
     assert r.returncode == 0, r.stderr
     saved = json.loads((folder / "lr_find.json").read_text())
     assert (folder / "lr_find.png").read_bytes().startswith(b"\x89PNG")
     assert 1e-6 <= saved["suggested_lr"] <= 1 and len(saved["lrs"]) == len(saved["smoothed"]) <= 60
     assert saved["lrs"] == sorted(saved["lrs"])  # the rate only grows
     out = tmp_path / "run"
-    r = run_process("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "1", "--lr", "suggested",
+    r = run_cli("train", "--recipe", "fast", *SMALL, str(data_dir), "--epochs", "1", "--lr", "suggested",
                 "--lr-find", str(folder), "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["config"]["train"]["lr"] == saved["suggested_lr"]
-    r = run_process("train", *SMALL, str(data_dir), "--lr", "suggested", "--lr-find", str(folder), "--out", str(out))
+    r = run_cli("train", *SMALL, str(data_dir), "--lr", "suggested", "--lr-find", str(folder), "--out", str(out))
     assert r.returncode == 2 and "model.arch = 'compact'" in r.stderr  # found for another model: refused
 
 
