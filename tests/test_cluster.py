@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, run_process
+from conftest import REPO, run_cli, run_process
 
 from digitlab.checkpoint import read_checkpoint
 
@@ -34,7 +34,7 @@ def same_weights(a: Path, b: Path) -> bool:
 @pytest.fixture(scope="module")
 def local_members(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("local") / "ensemble"
-    r = run_process("ensemble", *MEMBERS, "--threads", "1", "--out", str(out), "--data-dir", str(data_dir))
+    r = run_cli("ensemble", *MEMBERS, "--threads", "1", "--out", str(out), "--data-dir", str(data_dir))
     assert r.returncode == 0, r.stderr
     return out
 
@@ -94,7 +94,7 @@ def lab_table(folder: Path) -> list[dict]:
 def test_a_lab_on_ray_writes_the_same_table(tmp_path, data_dir):
     args = ["lab", "--strategies", "none,all", "--train-size", "300", "--val-size", "100", "--epochs", "1",
             "--batch-size", "64", "--data-dir", str(data_dir)]  # fmt: skip
-    r = run_process(*args, "--threads", "1", "--out", str(tmp_path / "local"))
+    r = run_cli(*args, "--threads", "1", "--out", str(tmp_path / "local"))
     assert r.returncode == 0, r.stderr
     r = run_process(*args, "--ray", "local", "--out", str(tmp_path / "ray"))
     assert r.returncode == 0, r.stderr
@@ -121,7 +121,7 @@ def test_torchrun_two_processes_train_one_model_within_noise_of_one(tmp_path, da
     r = torchrun(*common, "--batch-size", "16", "--out", str(tmp_path / "ddp"))
     assert r.returncode == 0, r.stderr[:2000]  # a rank's own error comes first, torchrun's summary after
     assert "2 processes (torchrun), global batch 32" in r.stdout and r.stdout.count("run saved in") == 1
-    r = run_process(*common, "--batch-size", "32", "--out", str(tmp_path / "one"))
+    r = run_cli(*common, "--batch-size", "32", "--out", str(tmp_path / "one"))
     assert r.returncode == 0, r.stderr
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["test"]["accuracy"]
     one = json.loads((tmp_path / "one" / "metrics.json").read_text())["test"]["accuracy"]
