@@ -63,8 +63,10 @@ def test_tensorboard_logs_read_back_with_tensorboards_reader(tmp_path, data_dir)
 def test_mlflow_runs_read_back_with_mlflows_client_and_members_nest(tmp_path, data_dir):
     mlflow = pytest.importorskip("mlflow")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # measured with PyTorch: no ONNX export, which costs a fresh process some 6 s for its first member
     ensemble = ["ensemble", "--recipe", "fast", "--members", "2", "--train-size", "500", "--val-size", "200",
-                "--epochs", "2", "--out", str(tmp_path / "ens"), "--data-dir", str(data_dir)]  # fmt: skip
+                "--epochs", "2", "--engine", "torch", "--out", str(tmp_path / "ens"),
+                "--data-dir", str(data_dir)]  # fmt: skip
     r = run_process(*ensemble, "--log", "mlflow", "--log-uri", uri, cwd=tmp_path)  # artifacts: ./mlartifacts there
     assert r.returncode == 0, r.stderr
     client = mlflow.MlflowClient(tracking_uri=uri)
