@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,12 +110,20 @@ def ctrl_c_during_training(data_dir, out) -> tuple[int, str]:
     return process.returncode, stderr
 
 
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, data_dir) -> tuple[int, str, Path]:
+    """One training process stopped by Ctrl-C a second into training: (exit code, stderr, run folder). Tests copy
+    the folder before resuming it."""
+    out = tmp_path_factory.mktemp("interrupted") / "run"
+    return (*ctrl_c_during_training(data_dir, out), out)
+
+
 @pytest.mark.slow
-def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, data_dir, uninterrupted):
-    out = tmp_path / "run"
-    returncode, stderr = ctrl_c_during_training(data_dir, out)
+def test_ctrl_c_saves_prints_resume_command_and_exits_130(tmp_path, interrupted, uninterrupted):
+    returncode, stderr, stopped = interrupted
     assert returncode == 130, stderr
-    assert f"digitlab train --resume {out}" in stderr and "Traceback" not in stderr
+    assert f"digitlab train --resume {stopped}" in stderr and "Traceback" not in stderr
+    out = shutil.copytree(stopped, tmp_path / "run")
     info = load_checkpoint(out / "last.safetensors")[2]
     assert "in_epoch" in info or info["epoch"] >= 1
     r = subprocess.run(CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True)
@@ -127,10 +137,10 @@ def _limit_file_size():
 
 
 @pytest.mark.slow
-def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp_path, data_dir):
+def test_failed_checkpoint_write_is_a_clear_error_and_keeps_the_previous_one(tmp_path, interrupted):
     """The OS refuses the write (a file-size limit, as a full disk would); the last good checkpoint survives."""
-    out = tmp_path / "run"
-    assert ctrl_c_during_training(data_dir, out)[0] == 130
+    assert interrupted[0] == 130
+    out = shutil.copytree(interrupted[2], tmp_path / "run")
     before = (out / "last.safetensors").read_bytes()
     r = subprocess.run(
         CLI + ["--resume", str(out)], env=ENV, cwd=REPO, capture_output=True, text=True, preexec_fn=_limit_file_size
