@@ -107,7 +107,7 @@ def strict_json(path):
 
 # The fast recipe's compact CNN with the student's strided stem keeps these tests quick: the ensemble logic is the same
 # for every model (measuring the ensemble again with --engine torch-bf16 took 19.6 s, against 38.2 s with the pooled
-# stem, on a Zen 3 EPYC that emulates bf16, 2026-12-07). Flags after the first four are sliced off below: append only.
+# stem, on a Zen 3 EPYC that emulates bf16, 2026-12-07). Tests below slice this list after 2 and 4 items: append flags.
 ENSEMBLE = ["--recipe", "fast", "--members", "2", "--train-size", "1000", "--val-size", "300", "--epochs", "2",
             "--batch-size", "64", "--stem", "stride"]  # fmt: skip
 

@@ -140,9 +140,10 @@ def test_bf16_and_compiled_training_run_and_learn_on_the_cpu(tmp_path, data_dir)
     """The GPU path's switches, exercised where CI runs: bf16 autocast and torch.compile each train a model that
     learns (the GPU itself is measured when one is lent: README). The compact CNN on 3,000 images for 2 epochs
     reaches 93.4-96.0 %, where the three land within 0.011 of each other (seeds 0-4, a Zen 3 EPYC, 2026-12-07); the
-    reference CNN on 2,000 images reached about 97 % but took 69 s there, bf16 36 s of it, since a CPU without bf16
-    instructions emulates it. With 600 images the reference CNN stopped at 28-61 %, in the steep part of learning,
-    and a compiled run, which draws its dropout masks from its own generator, ended 0.03-0.20 from the eager one."""
+    reference CNN on 2,000 images reached about 97 % but took 55 s there (69 s within the suite), 35.5 s of it in
+    bf16, which a CPU without bf16 instructions emulates. With 600 images the reference CNN stopped at 28-61 %, in
+    the steep part of learning, and a compiled run, which draws its dropout masks from its own generator, ended
+    0.03-0.20 from the eager one."""
     config = override(small_config(data_dir, epochs=2), {"data.train_size": 3000, "data.val_size": 200,
                                                          "model.arch": "compact"})  # fmt: skip
     quiet = {"log": lambda *_: None}
