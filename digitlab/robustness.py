@@ -40,13 +40,13 @@ from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output, write_json
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
 
 
-def cached_set(kind: str, images: np.ndarray, seed: int, make, check=None) -> dict[str, np.ndarray]:
+def cached_set(kind: str, images: np.ndarray, seed: int, make, check) -> dict[str, np.ndarray]:
     """Arrays made from `images` (a corrupted set, pictures of paper), from the data cache when this exact set
-    (suite version, kind, seed, images) was made before, else `make()`'s, kept there. `check(cached)` may refuse a
-    cached set, which is then made again."""
+    (suite version, kind, seed, images) was made before and `check(cached)` accepts it, else `make()`'s, kept
+    there."""
     key = hashlib.sha256(images.tobytes()).hexdigest()[:16]
     path = data_root() / "corrupted" / f"v{SUITE_VERSION}-{kind}-seed{seed}-{key}.npz"
-    return cached_arrays(path, make, check or (lambda cached: True))
+    return cached_arrays(path, make, check)
 
 
 def corrupted(name: str, images: np.ndarray, seed: int) -> np.ndarray:
