@@ -17,8 +17,9 @@ typicality is below P; `--reject-below auto` uses P = 0.005, so that about 0.5 %
 construction (measured on the test set after the fact).
 
 `calibrate` writes `calibration.json` (temperature, ECE before/after, the sorted validation scores, the measured
-AUROCs) and `ood.safetensors` (per layer: class means, the shared precision matrix, the validation log-distance mean and
-spread) into the run folder.
+AUROCs, and the SHA-256 of the model it was fitted to: `--reject-below` refuses it beside any other model) and
+`ood.safetensors` (per layer: class means, the shared precision matrix, the validation log-distance mean and spread)
+into the run folder.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .data import load_source, load_test, load_train_val
 from .errors import DataError, DigitlabError
 from .evaluate import predict_logits
 from .files import atomic_write
-from .runs import CALIBRATION, OOD, model_path, write_json
+from .runs import CALIBRATION, OOD, model_path, model_sha256, write_json
 
 AUTO_TYPICALITY = 0.005  # --reject-below auto: reject what fewer than 0.5 % of validation digits are as far as
 MAX_FIT_IMAGES = 20_000  # training images for the class means and covariance (more changes the fit by < 1e-3)
@@ -157,6 +158,11 @@ class Rejector:
         if not (run_dir / CALIBRATION).is_file() or not (run_dir / OOD).is_file():
             raise DigitlabError(f"--reject-below needs a calibrated run: digitlab calibrate {run_dir}")
         saved = json.loads((run_dir / CALIBRATION).read_text())
+        if saved.get("model_sha256") != model_sha256(run_dir):  # a model replaced since: its features differ
+            raise DigitlabError(
+                f"{run_dir / CALIBRATION} was fitted to another model than {model_path(run_dir)} (the model changed "
+                f"since it was calibrated): calibrate it again: digitlab calibrate {run_dir}"
+            )
         self.val_scores = np.asarray(saved["val_novelty"], dtype=np.float64)  # sorted
         self.ood = load_file(str(run_dir / OOD))
         self.whiten = whitening(self.ood)
@@ -195,7 +201,8 @@ def calibrate(run: str | Path) -> dict:
     for k, d in enumerate(val_distances):
         ood[f"layer{k}.log_stats"] = torch.tensor([d.mean(), d.std()], dtype=torch.float64)
     val_scores = np.sort(standardised_sum(val_distances, ood))
-    result = {"temperature": temperature, "fitted_on": f"{len(val):,} validation images"}
+    result = {"temperature": temperature, "fitted_on": f"{len(val):,} validation images",
+              "model_sha256": model_sha256(run)}  # fmt: skip
     if test is not None:
         result.update(measure(model, ood, whiten, val_scores, temperature, test, config))
     result["val_novelty"] = val_scores.tolist()

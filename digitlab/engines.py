@@ -18,8 +18,8 @@ probabilities (N, classes) as a NumPy array. Three engines implement it:
 
 `load_engine(target, engine, device, tta)` is the one way in: a run folder, an ensemble folder, a checkpoint or an
 .onnx file; 'auto' picks ONNX Runtime when it is installed and the device is the CPU, exporting the run's model.onnx
-once and reusing it while it is newer than model.safetensors (and falling back to PyTorch where it cannot be
-written).
+once and reusing it while it was exported from the model.safetensors beside it (the checkpoint's SHA-256, recorded
+in the ONNX file; otherwise exported again), and falling back to PyTorch where it cannot be written.
 evaluate, predict, serve and the ensemble's measurements all take an Engine.
 """
 
@@ -36,8 +36,8 @@ from .checkpoint import checkpoint_config, load_checkpoint
 from .config import ENGINE_NAMES
 from .errors import DigitlabError
 from .evaluate import predict_logits, resolve_device
-from .export import export_onnx, onnx_session, onnxruntime_available, run_onnx
-from .runs import is_ensemble, model_path, read_manifest
+from .export import export_onnx, exported_from, onnx_session, onnxruntime_available, run_onnx
+from .runs import is_ensemble, model_path, model_sha256, read_manifest
 
 TORCH_ENGINES = ("torch", "torch-bf16")
 CHUNK = 256  # images per forward pass: larger batches spill the CPU caches (see the module docstring)
@@ -147,14 +147,29 @@ def model_engine(checkpoint: Path, engine: str, device: str) -> Engine:
     if not use_onnx:
         return TorchEngine(checkpoint, device)
     onnx_path = checkpoint.with_suffix(".onnx")  # a run folder's model.safetensors -> model.onnx beside it
-    if not onnx_path.is_file() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
+    exported = reusable_onnx(onnx_path, checkpoint)
+    if exported is None:
         try:
-            export_onnx(checkpoint, onnx_path, verify=False)
+            export_onnx(checkpoint, onnx_path, verify=False, force=True)  # replaces a stale or damaged export
         except DigitlabError:
             if engine == "onnx":
                 raise
             return TorchEngine(checkpoint, device)  # 'auto' on a read-only run folder or without onnx: PyTorch
-    return OnnxEngine(onnx_path, checkpoint)
+        exported = OnnxEngine(onnx_path, checkpoint)
+    return exported
+
+
+def reusable_onnx(onnx_path: Path, checkpoint: Path) -> OnnxEngine | None:
+    """The ONNX engine of an earlier export beside the checkpoint, when that export was made from this very
+    checkpoint (its recorded SHA-256); None when it is missing, unreadable or of another model (a model.safetensors
+    copied over or restored from a backup keeps an old time, so times cannot tell)."""
+    if not onnx_path.is_file():
+        return None
+    try:
+        exported = OnnxEngine(onnx_path, checkpoint)
+    except DigitlabError:  # cut short or damaged: a derived file, made again
+        return None
+    return exported if exported_from(exported.session) == model_sha256(checkpoint) else None
 
 
 def saliency_possible(engine: Engine) -> bool:

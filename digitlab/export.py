@@ -16,7 +16,9 @@ at batch 64 (docs/results-2026-12-04d), while on an AVX2 CPU without VNNI it was
 CNN ran 0.28x there (its quantise/dequantise steps outweigh its little arithmetic). The stacked CNNs kept their
 test accuracy to the digit, the reference CNN lost 0.05 points: verification reports both test accuracies.
 
-`onnx_session` and `run_onnx` open and run an exported file in ONNX Runtime; engines.py builds its ONNX engine on them.
+Every exported file records the SHA-256 of the checkpoint it came from in its metadata (`exported_from` reads it):
+the engines reuse a run's model.onnx only beside that very model.safetensors. `onnx_session` and `run_onnx` open and
+run an exported file in ONNX Runtime; engines.py builds its ONNX engine on them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ from .errors import DataError, DigitlabError
 from .evaluate import predict_logits
 from .files import atomic_write
 from .models import Normalize
-from .runs import ONNX, ONNX_INT8, check_output, model_path
+from .runs import ONNX, ONNX_INT8, check_output, model_path, model_sha256
+
+MODEL_SHA256_KEY = "digitlab.model_sha256"  # ONNX metadata: the SHA-256 of the checkpoint the graph was exported from
 
 
 @contextlib.contextmanager
@@ -201,6 +205,8 @@ def onnx_graph(source: Path) -> tuple[bytes, torch.nn.Module, object]:
         )
     proto = program.model_proto
     proto.doc_string = f"digitlab {info['env'].get('digitlab')} model from {source.name}, epoch {info.get('epoch')}"
+    # which checkpoint this graph is: the engines reuse a run's model.onnx only beside that very model.safetensors
+    proto.metadata_props.add(key=MODEL_SHA256_KEY, value=model_sha256(source))
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString(), model, config
 
@@ -277,6 +283,12 @@ def onnx_session(path: Path):
     if len(inputs) != 1 or inputs[0].shape[1:] != [1, 28, 28]:
         raise DataError(path, None, "ONNX model does not take (N, 1, 28, 28) pixels")
     return session
+
+
+def exported_from(session) -> str | None:
+    """The SHA-256 of the checkpoint an ONNX session's model was exported from, as export recorded it (None for a
+    file exported before digitlab recorded it, or by something else)."""
+    return session.get_modelmeta().custom_metadata_map.get(MODEL_SHA256_KEY)
 
 
 def run_onnx(session, pixels: np.ndarray, chunk: int = 256) -> np.ndarray:

@@ -29,7 +29,7 @@ from .config import AugmentConfig, RunConfig, override, recipe, to_dict
 from .errors import DigitlabError
 from .evaluate import resolve_device
 from .lab_report import table_markdown, table_rows, write_lab_outputs
-from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, ROBUSTNESS_VAL, claim_run, read_json, write_json
+from .runs import HISTORY_JSON, LAB, METRICS, ROBUSTNESS, ROBUSTNESS_VAL, claim_run, model_sha256, read_json, write_json
 from .tracking import close_parent, open_parent
 from .train import train
 
@@ -102,15 +102,15 @@ def run_cell(config: RunConfig, run_dir: Path, state: str, log) -> tuple[dict, l
 
 def measure_robustness(run_dir: Path, images: int, split: str, log) -> dict:
     """The run's robustness_val.json (robustness.json for the test split) on its first `images` images of that
-    split (seed 0): reused when it was measured so before."""
+    split (seed 0): reused when it was measured so before, on this very model."""
     from .robustness import SUITE_VERSION, robustness
 
     path = run_dir / (ROBUSTNESS_VAL if split == "val" else ROBUSTNESS)
     if path.is_file():
         done = read_json(path, "robustness result")
         asked = done.get("limit", done.get("images"))  # results written before `limit` was recorded: `images`
-        same = (asked, done.get("suite_version"), done.get("seed"), done.get("split", "test"))
-        if same == (images, SUITE_VERSION, 0, split):
+        same = (asked, done.get("suite_version"), done.get("seed"), done.get("split", "test"), done.get("model_sha256"))
+        if same == (images, SUITE_VERSION, 0, split, model_sha256(run_dir)):
             return done
     log(f"  robustness suite on {images:,} {'validation' if split == 'val' else 'test'} images")
     # with PyTorch: the auto engine would first export each lab run to ONNX (3-8 s a run), more than ONNX Runtime's

@@ -24,7 +24,7 @@ from .explain import attributions, captum_available, saliency_grid
 from .figures import confusion_figure, image_grid, per_class_figure
 from .files import atomic_write
 from .models import summary
-from .runs import CURVES, HISTORY_JSON, REPORT, ROBUSTNESS, check_output, model_path
+from .runs import CURVES, HISTORY_JSON, MODEL, REPORT, ROBUSTNESS, check_output, model_path, model_sha256
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -95,7 +95,8 @@ def run_report(run: str | Path, out: str | Path | None = None, wrong_count: int 
         ("augmentation", "Augmentation preview", img_tag(augmentation_grid(config), "augmentation preview")),
     ]
     if (run / ROBUSTNESS).is_file():  # written by `digitlab robustness`
-        sections.append(("robustness", "Beyond the clean test set", robustness_html(run / ROBUSTNESS, test)))
+        robust = robustness_html(run / ROBUSTNESS, test, model_sha256(run), run)
+        sections.append(("robustness", "Beyond the clean test set", robust))
     write_html(path, html_page(f"digitlab run report: {run.name}", sections))
     return path
 
@@ -192,11 +193,17 @@ def robustness_rows(result: dict) -> list[list[str]]:
     return rows
 
 
-def robustness_html(path: Path, test) -> str:
-    """The table `digitlab robustness` wrote, and one test digit under every corruption."""
+def robustness_html(path: Path, test, sha256: str, run: Path) -> str:
+    """The table `digitlab robustness` wrote, and one test digit under every corruption; in its place a note, when
+    it was measured on another model than the run's `sha256` (the model replaced since)."""
     from .corruptions import examples
 
     result = json.loads(path.read_text())
+    if result.get("model_sha256") != sha256:
+        return (
+            f"<p>{html.escape(path.name)} was measured on another model than this run's {MODEL} (the model "
+            f"changed since); <code>digitlab robustness {html.escape(str(run))}</code> measures this one.</p>"
+        )
     rows = robustness_rows(result)
     images, captions = examples(test.images[:1, 0].numpy(), result["seed"])
     intro = (

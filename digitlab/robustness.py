@@ -35,7 +35,7 @@ from .fonts import FONT_SIZES, find_fonts, font_digits
 from .predict import validation_split
 from .preprocess import mnist_style
 from .report import robustness_rows
-from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output, write_json
+from .runs import ROBUSTNESS, ROBUSTNESS_VAL, check_output, model_sha256, write_json
 
 SUITE_VERSION = 1  # bump when a corruption changes: cached sets of another version are never reused
 
@@ -194,6 +194,7 @@ def measure(target, engine="auto", seed=0, limit=None, fonts=None, split: str = 
     worst = min(rows, key=rows.get)
     return {
         "model": runner.identity,
+        "model_sha256": model_sha256(target),  # the report and the lab show or reuse it beside this model only
         "suite_version": SUITE_VERSION,
         "seed": seed,
         "split": split,

@@ -10,6 +10,10 @@ deleted or mixed up silently: the command refuses with one line naming the diffe
 (`--force`, which retrains, or another `--out`). Train, ensemble members, lab cells (local, worker process or Ray
 task) all go through it.
 
+Files derived from a run's model (`model.onnx`, `calibration.json`, `robustness.json`) record the SHA-256 of the
+`model.safetensors` they were made from (`model_sha256`), and are reused only beside that very model: a model
+replaced since (copied over, restored from a backup with its old time) makes them be made again, or refused.
+
 Outputs never clobber (`check_output`): an output that is one of the command's inputs, or a file a run folder owns,
 is refused, and replacing any other existing file needs `--force`. Its JSON files are strict JSON (`write_json`): a
 figure that does not exist, such as the validation accuracy of a run trained without a validation split, is null.
@@ -17,6 +21,7 @@ figure that does not exist, such as the validation accuracy of a run trained wit
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -103,6 +108,19 @@ def model_path(run: str | Path) -> Path:
     if not run.exists():
         raise DigitlabError(f"{run}: no such run folder or checkpoint file")
     return run
+
+
+def model_sha256(target: str | Path) -> str | None:
+    """SHA-256 (hex) of the model file a target runs: a run folder's model.safetensors or a checkpoint given
+    directly; None for an ensemble folder or an ONNX file, which no single checkpoint stands behind."""
+    target = Path(target)
+    if is_ensemble(target) or target.suffix == ".onnx":
+        return None
+    digest = hashlib.sha256()
+    with open(model_path(target), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict:

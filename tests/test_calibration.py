@@ -9,7 +9,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from conftest import copy_run, run_cli, start_server
+from conftest import copy_run, replace_model, run_cli, start_server
 
 from digitlab.calibration import (
     auroc,
@@ -103,3 +103,7 @@ def test_calibrate_then_reject_in_evaluate_predict_and_serve(trained_run, tmp_pa
     finally:
         process.terminate()
         process.wait(timeout=10)
+    replace_model(run)  # the calibration was fitted to the model before: refused beside this one, until calibrated
+    r = run_cli("evaluate", str(run), "--reject-below", "auto")
+    assert r.returncode == 2 and "fitted to another model" in r.stderr and f"digitlab calibrate {run}" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

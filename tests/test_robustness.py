@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import replace_model, run_cli
 
 from digitlab.corruptions import CORRUPTIONS, corrupt
 
@@ -125,6 +125,10 @@ def test_robustness_command_writes_table_json_and_report_section(trained_run, tm
     assert val["clean_accuracy"] != result["clean_accuracy"] or val["corruptions"] != result["corruptions"]
     r = run_cli("robustness", str(run / "model.safetensors"), "--split", "val", "--out", str(tmp_path / "v.json"))
     assert r.returncode == 2 and "--split val needs a run or ensemble folder" in r.stderr
+    replace_model(run)  # robustness.json was measured on the model before: the report shows it no more
+    assert run_cli("report", str(run)).returncode == 0
+    page = (run / "report.html").read_text()
+    assert "measured on another model" in page and "mean of the corruptions" not in page
 
 
 @pytest.mark.skipif(not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").is_file(), reason="no DejaVu Sans")

@@ -1,14 +1,17 @@
-"""Nothing the user has is clobbered or mislabelled: outputs that would replace an input, a run's own files or an
-existing file are refused (real CLI subprocesses); small datasets train without flags; resume opens no path that
-the checkpoint alone names."""
+"""Nothing the user has is clobbered, mislabelled or reused wrongly: outputs that would replace an input, a run's own
+files or an existing file are refused (real CLI subprocesses); a run's model.onnx serves only the model it was
+exported from; small datasets train without flags; resume opens no path that the checkpoint alone names."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
-from conftest import copy_run, run_cli
+from conftest import copy_run, replace_model, run_cli
 
 from digitlab.errors import DigitlabError
+from digitlab.export import exported_from, onnx_session
 from digitlab.formats import read_idx_pair, write_kaggle_csv
 from digitlab.runs import check_output, claim_run
 
@@ -50,6 +53,24 @@ def test_replacing_an_existing_output_needs_force(trained_run, tmp_path):
     assert out.read_text() == "mine"
     assert run_cli("predict", str(trained_run), "--input", str(test_csv), "--out", str(out), "--force").returncode == 0
     assert out.read_text().startswith("ImageId,Label")
+
+
+def test_a_runs_onnx_export_serves_only_the_model_it_was_exported_from(trained_run, tmp_path):
+    run = copy_run(trained_run, tmp_path / "run")  # evaluated once already: model.onnx beside the weights
+
+    def accuracy(*flags: str) -> float:
+        r = run_cli("evaluate", str(run), "--json", *flags)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)["accuracy"]
+
+    before = accuracy()
+    replace_model(run)  # another model, older than model.onnx: its time cannot tell that the export is stale
+    changed = accuracy("--engine", "torch")
+    assert changed < before - 0.01  # digits 0 and 1 swapped: the new model is measurably another
+    assert accuracy() == accuracy("--engine", "onnx") == pytest.approx(changed, abs=1e-4)  # exported again
+    assert exported_from(onnx_session(run / "model.onnx")) is not None
+    (run / "model.onnx").write_bytes((run / "model.onnx").read_bytes()[:5000])  # cut short: exported again too
+    assert accuracy("--engine", "onnx") == pytest.approx(changed, abs=1e-4)
 
 
 @pytest.mark.slow
