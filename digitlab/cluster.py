@@ -11,21 +11,37 @@ count), so a member trained on Ray has bit-identical weights to the same member 
 count on the same kind of device. An interrupted run (last.safetensors present) is sent along and resumed. Ray
 retries a task whose worker or node died (`max_retries`); a task that fails in digitlab's code is reported with its
 name and the node it ran on. Ray is an optional extra: `pip install 'digitlab[cluster]'`.
+
+A task's scratch folder is named by the run it trains (`task_scratch`) and held under an exclusive `flock`, which
+the kernel releases when the process dies: so a retry that lands on the node where a worker was killed finds the
+folder unlocked, takes it over and resumes from the killed attempt's last checkpoint (bit-identical, as every
+resume), rather than training from the start, and removes it when done. A killed attempt's folder that no retry
+took over (it ran on another node) is removed by a later task on its node once untouched for an hour.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import console
+from .checkpoint import read_checkpoint
 from .config import RunConfig, from_dict, override, to_dict
 from .errors import DigitlabError
 from .files import atomic_write
+from .runs import LAST, METRICS
 from .train import train
 
-TASK_RETRIES = 3  # a worker process or node lost mid-task: Ray runs the task again, from the start
+TASK_RETRIES = 3  # a worker process or node lost mid-task: Ray runs the task again (resuming, on the same node)
+SCRATCH_PREFIX = "digitlab-task-"
+STALE_AFTER_S = 3600  # a killed attempt's scratch, unlocked and untouched this long: its retry ran on another node
 
 
 @dataclass(frozen=True)
@@ -72,17 +88,87 @@ def unpack(files: dict[str, bytes], folder: Path) -> None:
             f.write(files[name])
 
 
-def train_task(config: dict, name: str, files: dict[str, bytes]) -> tuple[dict[str, bytes], str]:
-    """Runs on a Ray worker: train (or resume, from `files`) one run in a scratch folder; its files and this node."""
+@contextlib.contextmanager
+def task_scratch(key: str):
+    """This node's scratch folder for the task `key`, locked for this process and removed at the end. The folder of
+    an earlier attempt whose worker was killed is found unlocked and taken over, with whatever it holds; one still
+    locked by a live process (the same run trained twice at once) is left alone for a fresh folder."""
+    import fcntl  # POSIX: the lock dies with its process
+
+    ours = f"{SCRATCH_PREFIX}{socket.gethostname()}-"
+    folder = Path(tempfile.gettempdir()) / f"{ours}{key}"
+    folder.mkdir(exist_ok=True)
+    lock = open(folder / ".lock", "w")  # noqa: SIM115 (held open, and so locked, until the task ends)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        lock, folder = None, Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+    for other in folder.parent.glob(f"{ours}*"):  # killed attempts whose retries ran elsewhere, long ago
+        if other != folder and time.time() - newest_change(other) > STALE_AFTER_S and unlocked(other / ".lock"):
+            shutil.rmtree(other, ignore_errors=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        if lock is not None:
+            lock.close()
+
+
+def unlocked(path: Path) -> bool:
+    """True when no live process holds `path`'s flock (the process that took it has died, or there is none)."""
+    import fcntl
+
+    try:
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released again as the file closes
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True  # no lock file: a folder of an attempt killed at its first step
+    return True
+
+
+def newest_change(folder: Path) -> float:
+    """The latest modification time of anything in `folder` (a checkpoint written, a file unpacked)."""
+    return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+
+
+def progress(checkpoint: Path) -> tuple[int, int]:
+    """(epochs done, steps into the next) of a last.safetensors; (-1, 0) when there is none."""
+    if not checkpoint.is_file():
+        return -1, 0
+    info = read_checkpoint(checkpoint)[1]
+    return info.get("epoch", 0), info.get("in_epoch", {}).get("step", 0)
+
+
+def train_task(config: dict, name: str, files: dict[str, bytes], key: str) -> tuple[dict[str, bytes], str, str]:
+    """Runs on a Ray worker: train (or resume) one run in this node's scratch folder for it; returns the run's files,
+    this node, and where training resumed ("" from the start). It resumes from whichever is further on: the files
+    sent (an interrupted run) or what a killed attempt of this task left on this node."""
     import ray
 
     run_config = from_dict(RunConfig, config)
-    with tempfile.TemporaryDirectory(prefix="digitlab-task-") as scratch:
-        run_dir = Path(scratch) / name
-        if files:
-            unpack(files, run_dir)
-        train(run_config, out=None if files else run_dir, resume=run_dir if files else None, log=lambda *_: None)
-        return pack(run_dir), ray.util.get_node_ip_address()
+    with task_scratch(key) as scratch:
+        run_dir, sent = scratch / name, scratch / "sent"
+        source = "left on this node by a killed attempt"
+        if files and not (run_dir / METRICS).is_file():
+            unpack(files, sent)
+            if progress(sent / LAST) > progress(run_dir / LAST):
+                shutil.rmtree(run_dir, ignore_errors=True)
+                sent.rename(run_dir)
+                source = "sent with the task"
+        epoch, step = progress(run_dir / LAST)
+        if (run_dir / METRICS).is_file():
+            resumed = f"the finished run {source}"  # killed after training, before its files were returned
+        elif epoch >= 0:
+            resumed = f"epoch {epoch + 1}, step {step}, {source}"
+            train(run_config, resume=run_dir, log=lambda *_: None)
+        else:
+            resumed = ""
+            shutil.rmtree(run_dir, ignore_errors=True)  # a killed attempt's folder from before its first checkpoint
+            train(run_config, out=run_dir, log=lambda *_: None)
+        return pack(run_dir), ray.util.get_node_ip_address(), resumed
 
 
 def train_on_ray(work: dict[Path, RunConfig], options: RayOptions, log=print) -> None:
@@ -93,8 +179,10 @@ def train_on_ray(work: dict[Path, RunConfig], options: RayOptions, log=print) ->
     pending = {}
     for run_dir, config in work.items():
         config = override(config, {"train.threads": threads, "train.device": "cuda" if gpus else "cpu"})
-        files = pack(run_dir) if (run_dir / "last.safetensors").is_file() else {}
-        pending[remote.remote(to_dict(config), run_dir.name, files)] = run_dir
+        files = pack(run_dir) if (run_dir / LAST).is_file() else {}
+        # the task's scratch key: the run as asked (its config and the driver's folder for it), the same on a retry
+        key = hashlib.sha256(json.dumps([to_dict(config), str(run_dir.resolve())], sort_keys=True).encode())
+        pending[remote.remote(to_dict(config), run_dir.name, files, key.hexdigest()[:16])] = run_dir
     resources = ray.cluster_resources()
     log(f"Ray: {len(pending)} tasks of {cpus:g} CPU{f' + {gpus:g} GPU' if gpus else ''} each, on "
         f"{resources.get('CPU', 0):g} CPUs / {resources.get('GPU', 0):g} GPUs")  # fmt: skip
@@ -105,7 +193,7 @@ def train_on_ray(work: dict[Path, RunConfig], options: RayOptions, log=print) ->
             run_dir = pending.pop(ref)
             bar.update(advance=1)
             try:
-                files, node = ray.get(ref)
+                files, node, resumed = ray.get(ref)
             except ray.exceptions.RayTaskError as e:  # digitlab's own error inside the task: name it and its node
                 cause = e.cause if isinstance(e.cause, Exception) else e
                 errors.append(f"[{run_dir.name}] failed on node {getattr(e, 'ip', '?')}: {cause}")
@@ -116,6 +204,7 @@ def train_on_ray(work: dict[Path, RunConfig], options: RayOptions, log=print) ->
                 log(errors[-1])
                 continue
             unpack(files, run_dir)
-            log(f"[{run_dir.name}] done on node {node} ({total - len(pending)}/{total})")
+            resumed = f", resumed from {resumed}" if resumed else ""
+            log(f"[{run_dir.name}] done on node {node}{resumed} ({total - len(pending)}/{total})")
     if errors:
         raise DigitlabError("\n".join(errors))

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,37 +54,54 @@ def ray_task_pids() -> list[int]:
     return pids
 
 
+def scratch_folders() -> set[Path]:
+    """The Ray tasks' scratch folders in this machine's temporary folder."""
+    return set(Path(tempfile.gettempdir()).glob("digitlab-task-*"))
+
+
+def holds(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (a task holds its scratch folder's lock file open while it runs)."""
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
 def test_ensemble_on_local_ray_survives_a_killed_worker_and_equals_the_local_run(local_members, tmp_path, data_dir):
-    """`--ray local` with a Ray worker SIGKILLed a second into its task: Ray retries the task, the command succeeds,
-    and both members' weights equal the local run's bit for bit (the retry starts afresh from the same seeds)."""
-    out = tmp_path / "ray"
+    """`--ray local` with a Ray worker SIGKILLed once its task has written a checkpoint: Ray retries the task on
+    this node, the retry resumes from the killed attempt's checkpoint, the command succeeds, both members' weights
+    equal the local run's bit for bit, and no scratch folder is left behind."""
+    out, before = tmp_path / "ray", scratch_folders()
     args = ["ensemble", *MEMBERS, "--ray", "local", "--out", str(out), "--data-dir", str(data_dir)]
-    process = subprocess.Popen([sys.executable, "-m", "digitlab", *args], cwd=REPO, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", *args, "--checkpoint-every", "1"], cwd=REPO,
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     killed = []
 
-    def kill_first_task():
+    def kill_a_task_after_its_first_checkpoint():
         deadline = time.time() + 400  # Ray took over 120 s to start a task on a 2-core VM with other work running
         while time.time() < deadline and not killed and process.poll() is None:
-            pids = ray_task_pids()
-            if pids:
-                time.sleep(1.0)  # mid-task: data loaded, training under way
-                os.kill(pids[0], signal.SIGKILL)
-                killed.append(pids[0])
-            time.sleep(0.1)
+            for folder in scratch_folders() - before:
+                if any(folder.glob("member-*/last.safetensors")):
+                    for pid in ray_task_pids():
+                        if holds(pid, folder / ".lock"):
+                            os.kill(pid, signal.SIGKILL)
+                            killed.append(pid)
+            time.sleep(0.02)
 
-    killer = threading.Thread(target=kill_first_task)
+    killer = threading.Thread(target=kill_a_task_after_its_first_checkpoint)
     killer.start()
     stdout, stderr = process.communicate(timeout=600)
     killer.join()
-    assert killed, "no Ray task process was seen"
+    assert killed, "no Ray task was seen with a checkpoint"
     assert process.returncode == 0, stderr
     assert "Ray: 2 tasks of 1 CPU each" in stdout and stdout.count("done on node") == 2
+    assert "left on this node by a killed attempt" in stdout, stdout  # resumed, not trained again from the start
     for member in ("member-0", "member-1"):
         assert same_weights(local_members / member, out / member), member
         assert (out / member / "metrics.json").is_file() and (out / member / "last.safetensors").is_file()
     local = json.loads((local_members / "ensemble.json").read_text())["metrics"]
     assert json.loads((out / "ensemble.json").read_text())["metrics"] == local
+    assert scratch_folders() - before == set()  # the retry took the killed attempt's folder over, then removed it
     r = run_process(*args)
     assert r.returncode == 0 and r.stdout.count("reusing") == 2 and "Ray:" not in r.stdout  # nothing left to train
 
