@@ -3,7 +3,9 @@ no traceback, and no output file created or overwritten."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ def corpus_cases() -> list[dict]:
     global CASES
     if CASES is None:
         folder = Path(tempfile.mkdtemp(prefix="digitlab-corpus-"))
+        atexit.register(shutil.rmtree, folder, True)  # made at collection, before any fixture could own it
         subprocess.run(
             [sys.executable, str(HERE / "corpus" / "make_corpus.py"), str(folder)], check=True, capture_output=True
         )
