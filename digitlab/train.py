@@ -35,7 +35,7 @@ from .augment import augment_batch, make_generator
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .data import load_test
-from .errors import Interrupted
+from .errors import DigitlabError, Interrupted
 from .evaluate import evaluate
 from .figures import confusion_figure, plot_history
 from .files import atomic_write
@@ -247,6 +247,7 @@ def save_mid_epoch_if_due(run: Run, epoch: Epoch, steps_done: int, stop_requeste
     due = bool(every) and ((epoch.number - 1) * run.steps_per_epoch + steps_done) % every == 0
     if not (due or stop_requested) or steps_done >= run.steps_per_epoch or run.processes.active:
         return
+    stop_if_diverged(run, epoch, steps_done)  # a diverged model is never saved over the last good checkpoint
     save_mid_epoch(run, epoch, steps_done)
     if stop_requested:
         draw_curves(run)
@@ -270,9 +271,24 @@ def save_mid_epoch(run: Run, epoch: Epoch, steps_done: int) -> None:
 def end_epoch(run: Run, epoch: Epoch, log) -> None:
     """The epoch's training sums over all processes; then rank 0 records the epoch while the others wait."""
     epoch.loss_sum, epoch.correct = run.processes.sum(epoch.loss_sum), run.processes.sum(epoch.correct)
+    stop_if_diverged(run, epoch, run.steps_per_epoch)  # every process sees the same sum: all stop, none waits
     if run.processes.main:
         record_epoch(run, epoch, log)
     run.processes.barrier()
+
+
+def stop_if_diverged(run: Run, epoch: Epoch, steps_done: int) -> None:
+    """Stop a run whose training loss is no longer a finite number (NaN or infinite: the weights diverged) before
+    anything of the epoch is saved, rather than train on NaN to the end and keep a model that cannot predict."""
+    if math.isfinite(epoch.loss_sum.item()):
+        return
+    lr = run.config.train.lr
+    raise DigitlabError(
+        f"training diverged in epoch {epoch.number} (by step {steps_done} of {run.steps_per_epoch}): the training "
+        f"loss is no longer a finite number. Nothing was saved from then on; {run.run_dir} keeps what was saved "
+        f"before. Resuming would diverge the same way: train again with a lower learning rate (--lr, now "
+        f"{lr:g}; digitlab lr-find suggests one)"
+    )
 
 
 def record_epoch(run: Run, epoch: Epoch, log) -> None:

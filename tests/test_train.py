@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from conftest import run_cli
 
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import DataConfig, RunConfig, TrainConfig, override
@@ -45,6 +46,21 @@ def test_curves_are_drawn_when_a_run_stops_and_after_its_last_epoch(tmp_path, da
     (out / "curves.png").unlink()
     train(config, resume=out, log=lambda line: None)
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_diverging_run_stops_with_one_line_and_saves_no_diverged_weights(tmp_path, data_dir):
+    """SGD at lr 10 without batch norm turns the loss to NaN within the first epoch (by its 7th of 8 steps here).
+    The run stops there, exit 2 and one line saying so, instead of training on NaN to the end; the mid-epoch
+    checkpoints from before are kept, finite, and nothing after them is written."""
+    out = tmp_path / "run"
+    r = run_cli("train", "--epochs", "3", "--train-size", "1000", "--val-size", "200", "--lr", "10", "--optimizer",
+                "sgd", "--no-bn", "--checkpoint-every", "1", "--out", str(out),
+                "--data-dir", str(data_dir))  # fmt: skip
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "training diverged in epoch 1 (by step" in r.stderr and "lower learning rate (--lr, now 10" in r.stderr
+    assert "epoch   1/3" not in r.stdout and not (out / "model.safetensors").exists()  # nothing of the epoch saved
+    _, _, info, tensors = load_checkpoint(out / "last.safetensors")  # refuses NaN weights: these are finite
+    assert 1 <= info["in_epoch"]["step"] < 8 and math.isfinite(info["in_epoch"]["loss_sum"])
 
 
 @pytest.mark.slow
