@@ -35,7 +35,7 @@ from . import console
 from .checkpoint import read_checkpoint
 from .config import RunConfig, from_dict, override, to_dict
 from .errors import DigitlabError
-from .files import atomic_write
+from .files import atomic_write, hold_lock, is_locked
 from .runs import LAST, METRICS
 from .train import train
 
@@ -93,19 +93,15 @@ def task_scratch(key: str):
     """This node's scratch folder for the task `key`, locked for this process and removed at the end. The folder of
     an earlier attempt whose worker was killed is found unlocked and taken over, with whatever it holds; one still
     locked by a live process (the same run trained twice at once) is left alone for a fresh folder."""
-    import fcntl  # POSIX: the lock dies with its process
-
     ours = f"{SCRATCH_PREFIX}{socket.gethostname()}-"
     folder = Path(tempfile.gettempdir()) / f"{ours}{key}"
     folder.mkdir(exist_ok=True)
-    lock = open(folder / ".lock", "w")  # noqa: SIM115 (held open, and so locked, until the task ends)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock = hold_lock(folder / ".lock")
     except BlockingIOError:
-        lock.close()
         lock, folder = None, Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     for other in folder.parent.glob(f"{ours}*"):  # killed attempts whose retries ran elsewhere, long ago
-        if other != folder and time.time() - newest_change(other) > STALE_AFTER_S and unlocked(other / ".lock"):
+        if other != folder and time.time() - newest_change(other) > STALE_AFTER_S and not is_locked(other / ".lock"):
             shutil.rmtree(other, ignore_errors=True)
     try:
         yield folder
@@ -113,20 +109,6 @@ def task_scratch(key: str):
         shutil.rmtree(folder, ignore_errors=True)
         if lock is not None:
             lock.close()
-
-
-def unlocked(path: Path) -> bool:
-    """True when no live process holds `path`'s flock (the process that took it has died, or there is none)."""
-    import fcntl
-
-    try:
-        with open(path, "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released again as the file closes
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True  # no lock file: a folder of an attempt killed at its first step
-    return True
 
 
 def newest_change(folder: Path) -> float:

@@ -1,6 +1,9 @@
 """Files written so that nothing is ever half-written: `atomic_write` writes beside the target and renames it into
 place only when the whole content is on disk (the rename flushed too), so a crash, a full disk or Ctrl-C leaves the
 previous file as it was. Every output of digitlab (checkpoints, run folders, reports, exports, CSVs) goes through it.
+
+`hold_lock` and `is_locked`: an exclusive `flock` on a lock file, which the kernel releases when its holder closes
+it or dies, however it dies; a run folder being trained and a Ray task's scratch folder are held so.
 """
 
 from __future__ import annotations
@@ -53,3 +56,34 @@ def atomic_write(path: str | Path, mode: str = "wb"):
         if isinstance(e, OSError):  # a full disk, a file-size limit, a read-only folder: the user's to fix
             raise DigitlabError(f"cannot write {path}: {e.strerror or e}; the previous file is unchanged") from None
         raise
+
+
+def hold_lock(path: Path):
+    """An open file holding an exclusive flock on `path` (created if missing), until it is closed or this process
+    ends; None where there is no flock (Windows: no guard). BlockingIOError when another open file holds it."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    lock = open(path, "a")  # noqa: SIM115 (held open, and so locked, by the caller)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a live process holds `path`'s flock (a missing file is not locked)."""
+    if not Path(path).is_file():
+        return False
+    try:
+        lock = hold_lock(path)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    if lock is not None:
+        lock.close()  # taken only to test it: released at once
+    return False

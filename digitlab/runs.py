@@ -5,10 +5,11 @@ A run folder holds `config.json`, `history.json`/`.csv`, `curves.png`, `model.sa
 `ensemble.json` and one run folder per member; a lab folder holds `lab.json`, its tables and figures and `runs/`.
 
 The reuse rule (`claim_run`): a folder is reused only when the config recorded in it equals the requested one — as
-finished (metrics.json present) or to resume (last.safetensors present). A folder holding anything else is never
-deleted or mixed up silently: the command refuses with one line naming the differing fields and the two ways out
-(`--force`, which retrains, or another `--out`). Train, ensemble members, lab cells (local, worker process or Ray
-task) all go through it.
+finished (metrics.json present) or to resume (last.safetensors present) — and no other process is training in it
+(`lock_run`: its `.lock` file under an flock for as long as the training process lives). A folder holding anything
+else is never deleted or mixed up silently: the command refuses with one line naming the differing fields and the
+two ways out (`--force`, which retrains, or another `--out`). Train, ensemble members, lab cells (local, worker
+process or Ray task) all go through it.
 
 Files derived from a run's model (`model.onnx`, `calibration.json`, `robustness.json`) record the SHA-256 of the
 `model.safetensors` they were made from (`model_sha256`), and are reused only beside that very model: a model
@@ -30,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .errors import DigitlabError
-from .files import atomic_write
+from .files import atomic_write, hold_lock, is_locked
 
 CONFIG = "config.json"
 HISTORY_JSON = "history.json"
@@ -46,6 +47,7 @@ ROBUSTNESS = "robustness.json"
 ROBUSTNESS_VAL = "robustness_val.json"  # the same measured on the validation split
 CALIBRATION = "calibration.json"
 OOD = "ood.safetensors"
+RUN_LOCK = ".lock"  # flock-held by the process training in the folder (lock_run)
 TEACHER = "teacher.safetensors"  # distill.py: the teacher's probabilities for the student's training images
 MANIFEST = "ensemble.json"
 LAB = "lab.json"
@@ -174,18 +176,39 @@ def remove_run(folder: Path) -> None:
     folder = Path(folder)
     if not folder.exists():
         return
-    if folder.is_dir() and (not any(folder.iterdir()) or any((folder / f).exists() for f in RUN_FILES)):
+    if folder.is_dir() and (holds_nothing(folder) or any((folder / f).exists() for f in RUN_FILES)):
         shutil.rmtree(folder)
         return
     raise DigitlabError(f"{folder} exists and is not a digitlab folder: it was left alone; pick another --out")
 
 
+def lock_run(folder: Path):
+    """Hold the run folder for this process while it trains (`hold_lock` on its .lock file; the kernel lets go when
+    the process ends, however it ends); one clear error when another live process is training in it."""
+    try:
+        return hold_lock(Path(folder) / RUN_LOCK)
+    except BlockingIOError:
+        raise DigitlabError(busy(folder)) from None
+
+
+def busy(folder: Path) -> str:
+    return f"{folder} is being trained by another process right now: wait for it to finish, or pick another --out"
+
+
+def holds_nothing(folder: Path) -> bool:
+    """A folder with no files but hidden ones (its lock, a temporary file of a write cut short) holds no work."""
+    return not any(not p.name.startswith(".") for p in Path(folder).iterdir())
+
+
 def claim_run(folder: Path, config_dict: dict, force: bool = False) -> str:
-    """'finished', 'resume' or 'new' for a run of `config_dict` in `folder`; refuses a folder holding other work."""
+    """'finished', 'resume' or 'new' for a run of `config_dict` in `folder`; refuses a folder holding other work, or
+    one that another process is training in (never removed or trained twice at once)."""
     folder = Path(folder)
+    if folder.is_dir() and is_locked(folder / RUN_LOCK):
+        raise DigitlabError(busy(folder))
     if force:
         remove_run(folder)
-    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+    if not folder.exists() or (folder.is_dir() and holds_nothing(folder)):
         return "new"
     if not folder.is_dir() or not (folder / CONFIG).is_file():
         raise DigitlabError(f"{folder} exists and is not a digitlab run folder: pick another --out")
@@ -216,7 +239,7 @@ def new_run_dir(out: str | Path | None) -> Path:
         while out.exists():
             out = out.with_name(out.name + "-1")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and (not out.is_dir() or not holds_nothing(out)):
         raise DigitlabError(f"{out} already exists and is not an empty folder: pick another --out, or --resume {out}")
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,14 @@ last.safetensors, and saved back there.
 
 `open_run` builds a `Run`: the model (and its DDP wrapper under torchrun), the optimizer, the weight average
 (`--ema`), the data on the device, the training targets (labels, or label/teacher mixes for a distilled run), the
-history so far and where an interrupted epoch stopped. `save_last` writes everything `--resume` needs. The loop
+history so far and where an interrupted epoch stopped; and it holds the run folder (runs.lock_run) for as long as
+the `Run` is used as a `with` block, so that no other process trains or removes the folder meanwhile. `save_last` writes everything `--resume` needs. The loop
 that moves a `Run` forward is train.py's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import math
@@ -38,7 +40,7 @@ from .errors import DigitlabError
 from .evaluate import resolve_device
 from .models import build_model, summary
 from .precision import choose_autocast
-from .runs import CONFIG, LAST, TEACHER, differences, new_run_dir, write_json
+from .runs import CONFIG, LAST, TEACHER, differences, lock_run, new_run_dir, write_json
 from .tracking import NullTracker, open_tracker
 
 
@@ -86,7 +88,16 @@ class Run:
     autocast: torch.dtype | None = None  # bf16 autocast, or None for fp32 (precision.py)
     precision: str = ""  # why, in words: for the log and metrics.json
     curves_drawn: float = field(default_factory=time.perf_counter)  # when curves.png was last drawn (train.py)
+    lock: object = None  # the run folder held for this process (runs.lock_run; rank 0): released on leaving `with`
     best: dict | None = field(init=False)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
     def __post_init__(self):
         self.images = self.train_set.images.to(self.device)  # (N, 1, 28, 28) uint8, the whole set on the device
@@ -192,10 +203,12 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
     keep_freed_memory()
     device = processes.device(resolve_device(config.train.device))
     train_set, val_set = load_train_val(config.data, config.train.seed)
+    held = contextlib.ExitStack()  # the folder's lock, let go if opening fails after it was taken
     if resume is None:
-        run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes, teacher)
+        run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes, teacher, held)
     else:
         run_dir = Path(resume)
+        hold(held, run_dir, processes)  # before reading: no other process may be training it
         model, info, tensors = load_resumable(run_dir, config)
     model = model.to(device, memory_format=torch.channels_last)
     autocast, precision = run_precision(config, model, device, processes, info if resume is not None else None)
@@ -220,9 +233,17 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
     test_set = load_test(config.data) if config.train.trace_test else None
     tc = config.train
     tracker = open_tracker(tc.log, run_dir, to_dict(config), tc.log_uri, tc.log_parent) if processes.main else None
+    locks = held.pop_all()  # from here the Run holds the lock, until train's `with` block ends
     return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
                resume_point, started, tracker or NullTracker(), averaged=averaged, autocast=autocast,
-               precision=precision)  # fmt: skip
+               precision=precision, lock=locks)  # fmt: skip
+
+
+def hold(held: contextlib.ExitStack, run_dir: Path, processes: Processes) -> None:
+    """Take the run folder's lock (rank 0: torchrun's other processes share the folder) into `held`."""
+    lock = lock_run(run_dir) if processes.main else None
+    if lock is not None:
+        held.callback(lock.close)
 
 
 def run_precision(config: RunConfig, model, device, processes: Processes, resumed: dict | None):
@@ -234,13 +255,14 @@ def run_precision(config: RunConfig, model, device, processes: Processes, resume
     return processes.broadcast(choose_autocast(config, model, device) if processes.main else None)
 
 
-def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes, teacher=None):
+def start_fresh(config: RunConfig, out, train_set: Digits, val_set: Digits, processes: Processes, teacher, held):
     """A new run folder (rank 0 creates it and writes config.json, and a distilled run's teacher probabilities; the
     others learn its name) and a seeded model holding the training pixels' mean and standard deviation (the seed's
     norm_input)."""
     if stored_teacher(config) != (teacher is not None):
         raise DigitlabError("a distilled run needs its teacher's probabilities: train it with `digitlab distill`")
     run_dir = Path(processes.broadcast(str(new_run_dir(out)) if processes.main else None))
+    hold(held, run_dir, processes)  # before config.json: a folder with a config and no lock may be claimed
     model = seeded_model(config, train_set)
     if processes.main:
         split = {"train_images": len(train_set), "val_images": len(val_set)}

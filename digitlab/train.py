@@ -160,9 +160,10 @@ def train(
     """Train per `config` into a new run folder (or continue the run in `resume`); returns the final metrics.
     `teacher`: a distilled run's teacher probabilities (N, classes) for its training images (distill.py), kept in
     the run folder for resuming."""
-    run = open_run(config, out, resume, log, teacher)
-    tc = run.config.train
-    with StopOnSigint() as stop:
+    # the run folder is held (runs.lock_run) until the run is finished or stops; the first Ctrl-C stops it between
+    # two steps
+    with open_run(config, out, resume, log, teacher) as run, StopOnSigint() as stop:
+        tc = run.config.train
         for number in range(len(run.history) + 1, tc.epochs + 1):
             run.model.train()
             epoch = start_epoch(run, number)
@@ -187,7 +188,7 @@ def train(
                     draw_curves(run)
                 raise Interrupted(f"interrupted after epoch {number}; checkpoint saved. Resume with:\n"
                                   f"  digitlab train --resume {run.run_dir}")  # fmt: skip
-    return finish(run, log)
+        return finish(run, log)
 
 
 def train_step(

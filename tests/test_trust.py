@@ -5,10 +5,14 @@ exported from; small datasets train without flags; resume opens no path that the
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
-from conftest import copy_run, replace_model, run_cli
+from conftest import REPO, copy_run, replace_model, run_cli
 
 from digitlab.errors import DigitlabError
 from digitlab.export import exported_from, onnx_session
@@ -118,6 +122,33 @@ def test_claim_run_reuses_only_the_same_config(tmp_path):
     with pytest.raises(DigitlabError, match="not a digitlab"):
         claim_run(stranger, {}, force=True)
     assert (stranger / "cat.jpg").exists()
+
+
+def test_a_run_being_trained_is_neither_trained_again_nor_removed_by_another_command(tmp_path, data_dir):
+    """A training process holds its run folder: while it trains, `train --resume` of the folder and the claim that
+    `ensemble` and `lab` make on member folders (even with --force) refuse with one line, where before they resumed
+    the same run twice at once or removed it from under the process. Ctrl-C then stops the process cleanly, and the
+    folder is resumable by anyone once it has ended."""
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "digitlab", "train", "--recipe", "fast", "--epochs", "50",
+                                "--train-size", "2000", "--val-size", "200", "--checkpoint-every", "5", "--out",
+                                str(out), "--data-dir", str(data_dir)], cwd=REPO, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while not (out / "last.safetensors").is_file() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert (out / "last.safetensors").is_file() and process.poll() is None, process.stderr.read()
+        one_error_line(run_cli("train", "--resume", str(out)), "being trained by another process")
+        config = json.loads((out / "config.json").read_text())["config"]
+        for force in (False, True):
+            with pytest.raises(DigitlabError, match="being trained by another process"):
+                claim_run(out, config, force=force)
+        assert process.poll() is None and (out / "config.json").is_file()  # still training, its folder whole
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C: a checkpoint between two steps, exit 130
+        process.wait(timeout=120)
+    assert process.returncode == 130 and claim_run(out, config) == "resume"  # the lock went with the process
 
 
 @pytest.mark.slow
