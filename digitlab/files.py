@@ -3,7 +3,8 @@ place only when the whole content is on disk (the rename flushed too), so a cras
 previous file as it was. Every output of digitlab (checkpoints, run folders, reports, exports, CSVs) goes through it.
 
 `hold_lock` and `is_locked`: an exclusive `flock` on a lock file, which the kernel releases when its holder closes
-it or dies, however it dies; a run folder being trained and a Ray task's scratch folder are held so.
+it or dies, however it dies (a holder that closes it removes the file too); a run folder being trained and a Ray
+task's scratch folder are held so.
 """
 
 from __future__ import annotations
@@ -58,24 +59,41 @@ def atomic_write(path: str | Path, mode: str = "wb"):
         raise
 
 
-def hold_lock(path: Path):
-    """An open file holding an exclusive flock on `path` (created if missing), until it is closed or this process
-    ends; None where there is no flock (Windows: no guard). BlockingIOError when another open file holds it."""
+class HeldLock:
+    """An exclusive flock held on a lock file; `close` removes the file, then lets go (nothing left behind)."""
+
+    def __init__(self, file, path: Path):
+        self.file, self.path = file, Path(path)
+
+    def close(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # first: a process that opened the old file sees it gone and takes a new one
+        self.file.close()
+
+
+def hold_lock(path: Path) -> HeldLock | None:
+    """An exclusive flock on `path` (created if missing), held until closed or until this process ends, however it
+    ends; None where there is no flock (Windows: no guard). BlockingIOError when a live process holds it."""
     try:
         import fcntl
     except ImportError:
         return None
-    lock = open(path, "a")  # noqa: SIM115 (held open, and so locked, by the caller)
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BaseException:
-        lock.close()
-        raise
-    return lock
+    while True:
+        file = open(path, "a")  # noqa: SIM115 (held open, and so locked, by the HeldLock)
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(file.fileno()).st_ino == os.stat(path).st_ino:
+                return HeldLock(file, path)
+        except FileNotFoundError:
+            pass  # removed by its last holder as this process locked it: lock the file there now
+        except BaseException:
+            file.close()
+            raise
+        file.close()
 
 
 def is_locked(path: Path) -> bool:
-    """Whether a live process holds `path`'s flock (a missing file is not locked)."""
+    """Whether a live process holds `path`'s flock (a missing file is not locked; an unheld one is removed)."""
     if not Path(path).is_file():
         return False
     try:
@@ -85,5 +103,5 @@ def is_locked(path: Path) -> bool:
     except OSError:
         return False
     if lock is not None:
-        lock.close()  # taken only to test it: released at once
+        lock.close()  # taken only to test it
     return False
