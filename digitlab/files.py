@@ -73,22 +73,30 @@ class HeldLock:
 
 def hold_lock(path: Path) -> HeldLock | None:
     """An exclusive flock on `path` (created if missing), held until closed or until this process ends, however it
-    ends; None where there is no flock (Windows: no guard). BlockingIOError when a live process holds it."""
+    ends. BlockingIOError when a live process holds it. None, no guard, where there is no lock to take: no flock
+    (Windows), a file system without it (some network and FUSE mounts), a folder that cannot be written (whatever
+    writes there next reports that)."""
     try:
         import fcntl
     except ImportError:
         return None
     while True:
-        file = open(path, "a")  # noqa: SIM115 (held open, and so locked, by the HeldLock)
+        try:
+            file = open(path, "a")  # noqa: SIM115 (held open, and so locked, by the HeldLock)
+        except OSError:
+            return None
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if os.fstat(file.fileno()).st_ino == os.stat(path).st_ino:
                 return HeldLock(file, path)
         except FileNotFoundError:
             pass  # removed by its last holder as this process locked it: lock the file there now
-        except BaseException:
+        except BlockingIOError:
             file.close()
             raise
+        except OSError:  # ENOLCK, EOPNOTSUPP: this file system keeps no locks
+            file.close()
+            return None
         file.close()
 
 
@@ -100,8 +108,6 @@ def is_locked(path: Path) -> bool:
         lock = hold_lock(path)
     except BlockingIOError:
         return True
-    except OSError:
-        return False
     if lock is not None:
         lock.close()  # taken only to test it
     return False

@@ -16,6 +16,7 @@ from conftest import REPO, copy_run, replace_model, run_cli
 
 from digitlab.errors import DigitlabError
 from digitlab.export import exported_from, onnx_session
+from digitlab.files import hold_lock, is_locked
 from digitlab.formats import read_idx_pair, write_kaggle_csv
 from digitlab.runs import check_output, claim_run
 
@@ -122,6 +123,17 @@ def test_claim_run_reuses_only_the_same_config(tmp_path):
     with pytest.raises(DigitlabError, match="not a digitlab"):
         claim_run(stranger, {}, force=True)
     assert (stranger / "cat.jpg").exists()
+
+
+def test_a_held_lock_is_seen_refused_and_removed_as_it_is_let_go(tmp_path):
+    path = tmp_path / ".lock"
+    lock = hold_lock(path)
+    assert is_locked(path)  # another open file of the same path: refused, as in another process
+    with pytest.raises(BlockingIOError):
+        hold_lock(path)
+    lock.close()
+    assert not path.exists() and not is_locked(path) and not path.exists()  # testing it leaves nothing either
+    assert hold_lock(tmp_path / "no-such-folder" / ".lock") is None  # nothing can be locked there: no guard, no error
 
 
 def test_a_run_being_trained_is_neither_trained_again_nor_removed_by_another_command(tmp_path, data_dir):
