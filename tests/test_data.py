@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import http.server
 import shutil
+import ssl
+import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -68,6 +74,74 @@ def test_failed_fetch_lists_sources_and_leaves_nothing(tmp_path, monkeypatch):
     message = str(e.value)
     assert "does not match" in message and "127.0.0.1:9" in message
     assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+
+
+@pytest.fixture
+def https_server(tmp_path, monkeypatch):
+    """start(handler_class) -> a real HTTPS server on 127.0.0.1 (a self-signed certificate for that address, which
+    this process trusts through SSL_CERT_FILE) and its base URL; stopped after the test."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)  # fmt: skip
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    servers = []
+
+    def start(handler) -> str:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"https://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def serving(body: bytes, seconds_per_byte: float = 0.0):
+    """A handler sending `body` whole, or a byte every `seconds_per_byte` (for at most 20 s: it stops by itself)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if not seconds_per_byte:
+                self.wfile.write(body)
+                return
+            deadline = time.monotonic() + 20
+            for byte in body:
+                if time.monotonic() > deadline:
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                time.sleep(seconds_per_byte)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+def test_a_mirror_that_trickles_is_left_for_the_next_source_and_a_fast_one_serves(https_server, mnist_dir):
+    """Over real HTTPS on 127.0.0.1: a mirror sending a byte every 0.3 s (never silent long enough for the socket's
+    timeout) is given up after the rate window; the same file sent at once is read and returned whole."""
+    name = "t10k-labels-idx1-ubyte"
+    raw = (mnist_dir / name).read_bytes()
+    log = []
+    slow = dataclasses.replace(datasets.DATASETS["mnist"], mirrors=(https_server(serving(gzip.compress(raw), 0.3)),))
+    start = time.monotonic()
+    assert datasets._from_mirrors(slow, name, log, timeout=5, min_rate=1000, window_s=2) is None
+    assert time.monotonic() - start < 10 and "slower than 1,000 bytes/s" in log[0], log
+    fast = dataclasses.replace(datasets.DATASETS["mnist"], mirrors=(https_server(serving(gzip.compress(raw))),))
+    assert datasets._from_mirrors(fast, name, [], timeout=5, min_rate=1000, window_s=2) == raw
 
 
 def test_cache_location_overrides(tmp_path, monkeypatch):
