@@ -112,8 +112,12 @@ def task_scratch(key: str):
 
 
 def newest_change(folder: Path) -> float:
-    """The latest modification time of anything in `folder` (a checkpoint written, a file unpacked)."""
-    return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+    """The latest modification time of anything in `folder` (a checkpoint written, a file unpacked); now, for a
+    folder changing under this look (being removed by its own task, or written)."""
+    try:
+        return max((p.stat().st_mtime for p in folder.rglob("*")), default=folder.stat().st_mtime)
+    except OSError:
+        return time.time()
 
 
 def progress(checkpoint: Path) -> tuple[int, int]:

