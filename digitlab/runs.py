@@ -172,10 +172,14 @@ def differences(recorded, requested, prefix: str = "") -> list[str]:
 
 
 def remove_run(folder: Path) -> None:
-    """Delete a folder only when it is recognisably digitlab's (a run, ensemble or lab) or empty."""
+    """Delete a folder only when it is recognisably digitlab's (a run, ensemble or lab) or empty, and no process is
+    training in it or in a run folder inside it (an ensemble's member, a lab's cell)."""
     folder = Path(folder)
     if not folder.exists():
         return
+    for lock in folder.rglob(RUN_LOCK) if folder.is_dir() else ():
+        if is_locked(lock):
+            raise DigitlabError(busy(lock.parent))
     if folder.is_dir() and (holds_nothing(folder) or any((folder / f).exists() for f in RUN_FILES)):
         shutil.rmtree(folder)
         return

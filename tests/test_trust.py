@@ -18,7 +18,7 @@ from digitlab.errors import DigitlabError
 from digitlab.export import exported_from, onnx_session
 from digitlab.files import hold_lock, is_locked
 from digitlab.formats import read_idx_pair, write_kaggle_csv
-from digitlab.runs import check_output, claim_run
+from digitlab.runs import check_output, claim_run, remove_run
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +139,9 @@ def test_a_held_lock_is_seen_refused_and_removed_as_it_is_let_go(tmp_path):
 def test_a_run_being_trained_is_neither_trained_again_nor_removed_by_another_command(tmp_path, data_dir):
     """A training process holds its run folder: while it trains, `train --resume` of the folder and the claim that
     `ensemble` and `lab` make on member folders (even with --force) refuse with one line, where before they resumed
-    the same run twice at once or removed it from under the process. Ctrl-C then stops the process cleanly, and the
-    folder is resumable by anyone once it has ended."""
-    out = tmp_path / "run"
+    the same run twice at once or removed it from under the process; nor is the folder around it removed. Ctrl-C then
+    stops the process cleanly, and the folder is resumable by anyone once it has ended."""
+    out = tmp_path / "ensemble" / "member-0"
     process = subprocess.Popen([sys.executable, "-m", "digitlab", "train", "--recipe", "fast", "--epochs", "50",
                                 "--train-size", "2000", "--val-size", "200", "--checkpoint-every", "5", "--out",
                                 str(out), "--data-dir", str(data_dir)], cwd=REPO, text=True,
@@ -156,6 +156,9 @@ def test_a_run_being_trained_is_neither_trained_again_nor_removed_by_another_com
         for force in (False, True):
             with pytest.raises(DigitlabError, match="being trained by another process"):
                 claim_run(out, config, force=force)
+        (out.parent / "ensemble.json").write_text("{}")  # the folder around it is recognisably an ensemble's
+        with pytest.raises(DigitlabError, match="member-0 is being trained"):
+            remove_run(out.parent)  # what --force does to an ensemble or lab folder
         assert process.poll() is None and (out / "config.json").is_file()  # still training, its folder whole
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl-C: a checkpoint between two steps, exit 130
