@@ -36,7 +36,7 @@ from .checkpoint import read_checkpoint
 from .config import RunConfig, from_dict, override, to_dict
 from .errors import DigitlabError
 from .files import atomic_write, hold_lock, is_locked
-from .runs import LAST, METRICS
+from .runs import LAST, METRICS, RUN_LOCK
 from .train import train
 
 TASK_RETRIES = 3  # a worker process or node lost mid-task: Ray runs the task again (resuming, on the same node)
@@ -97,11 +97,11 @@ def task_scratch(key: str):
     folder = Path(tempfile.gettempdir()) / f"{ours}{key}"
     folder.mkdir(exist_ok=True)
     try:
-        lock = hold_lock(folder / ".lock")
+        lock = hold_lock(folder / RUN_LOCK)
     except BlockingIOError:
         lock, folder = None, Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
     for other in folder.parent.glob(f"{ours}*"):  # killed attempts whose retries ran elsewhere, long ago
-        if other != folder and time.time() - newest_change(other) > STALE_AFTER_S and not is_locked(other / ".lock"):
+        if other != folder and time.time() - newest_change(other) > STALE_AFTER_S and not is_locked(other / RUN_LOCK):
             shutil.rmtree(other, ignore_errors=True)
     try:
         yield folder

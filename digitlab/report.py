@@ -95,8 +95,7 @@ def run_report(run: str | Path, out: str | Path | None = None, wrong_count: int 
         ("augmentation", "Augmentation preview", img_tag(augmentation_grid(config), "augmentation preview")),
     ]
     if (run / ROBUSTNESS).is_file():  # written by `digitlab robustness`
-        robust = robustness_html(run / ROBUSTNESS, test, model_sha256(run), run)
-        sections.append(("robustness", "Beyond the clean test set", robust))
+        sections.append(("robustness", "Beyond the clean test set", robustness_html(run, test)))
     write_html(path, html_page(f"digitlab run report: {run.name}", sections))
     return path
 
@@ -193,16 +192,16 @@ def robustness_rows(result: dict) -> list[list[str]]:
     return rows
 
 
-def robustness_html(path: Path, test, sha256: str, run: Path) -> str:
-    """The table `digitlab robustness` wrote, and one test digit under every corruption; in its place a note, when
-    it was measured on another model than the run's `sha256` (the model replaced since)."""
+def robustness_html(run: Path, test) -> str:
+    """The table `digitlab robustness` wrote into the run folder, and one test digit under every corruption; in its
+    place a note, when it was measured on another model than the run's (the model replaced since)."""
     from .corruptions import examples
 
-    result = json.loads(path.read_text())
-    if result.get("model_sha256") != sha256:
+    result = json.loads((run / ROBUSTNESS).read_text())
+    if result.get("model_sha256") != model_sha256(run):
         return (
-            f"<p>{html.escape(path.name)} was measured on another model than this run's {MODEL} (the model "
-            f"changed since); <code>digitlab robustness {html.escape(str(run))}</code> measures this one.</p>"
+            f"<p>{ROBUSTNESS} was measured on another model than this run's {MODEL} (the model changed since); "
+            f"<code>digitlab robustness {html.escape(str(run))}</code> measures this one.</p>"
         )
     rows = robustness_rows(result)
     images, captions = examples(test.images[:1, 0].numpy(), result["seed"])
